@@ -1,0 +1,228 @@
+"""Connections: one per thread (and so per process), explicit transactions, reconnect on loss.
+
+A `Connection` owns a backend and a raw DB-API connection. It is the only place that executes SQL:
+it finalizes the engine's placeholders, translates driver errors into the engine's error family, and
+reconnects once when the link was lost outside a transaction (inside one, the transaction is gone,
+so it raises `LostConnectionError` for the caller to retry the whole unit of work).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from .backends import Backend, TableInfo, make_backend
+from .errors import DataJointError, LostConnectionError, QueryError
+from .settings import config
+
+logger = logging.getLogger("dj_flows.connection")
+CONNECTION_KEYS = (
+    "database.backend",
+    "database.sqlite_path",
+    "database.host",
+    "database.port",
+    "database.user",
+    "database.password",
+    "database.use_tls",
+    "database.reconnect",
+    "connection.charset",
+)
+
+
+class Connection:
+    """A live link to one database server (or SQLite file)."""
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        settings = dict(settings) if settings is not None else {k: config[k] for k in CONNECTION_KEYS}
+        self.backend: Backend = make_backend(settings)
+        self._raw: Any = None
+        self._transaction_depth = 0
+        self._table_info: dict[tuple[str, str], TableInfo | None] = {}
+        self._dependencies: Any = None
+        self.schemas: dict[str, Any] = {}
+        self.connect()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def connect(self) -> None:
+        self._raw = self.backend.connect()
+        init_function = config.get("connection.init_function")
+        if init_function:
+            self.query(init_function)
+
+    def close(self) -> None:
+        if self._raw is not None:
+            with contextlib.suppress(Exception):
+                self._raw.close()
+        self._raw = None
+
+    @property
+    def is_connected(self) -> bool:
+        return self._raw is not None and self.backend.is_connected(self._raw)
+
+    def __repr__(self) -> str:
+        state = "connected" if self._raw is not None else "disconnected"
+        return f"DataJoint connection ({state}) {self.backend.describe_target()}"
+
+    # -- executing ------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = (), *, many: bool = False) -> Any:
+        """Execute one statement; return the cursor. `many` runs executemany over `params`."""
+        final_sql = self.backend.finalize(sql)
+        for attempt in (1, 2):
+            if self._raw is None:
+                self.connect()
+            cursor = self._raw.cursor()
+            try:
+                if many:
+                    cursor.executemany(final_sql, params)
+                else:
+                    cursor.execute(final_sql, tuple(params))
+                return cursor
+            except Exception as error:  # noqa: BLE001 - translated or re-raised below
+                if self.backend.is_lost_connection(error):
+                    self.close()
+                    if attempt == 1 and not self.in_transaction and config.get("database.reconnect", True):
+                        logger.warning("lost connection to %s; reconnecting", self.backend.describe_target())
+                        continue
+                    self._transaction_depth = 0
+                    raise LostConnectionError(
+                        f"lost connection to {self.backend.describe_target()}"
+                        + (" during a transaction (rolled back)" if self.in_transaction else "")
+                    ) from error
+                translated = self.backend.translate_error(error, final_sql)
+                if translated is not None:
+                    raise translated from error
+                raise
+        raise QueryError("unreachable")  # pragma: no cover
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return list(self.query(sql, params).fetchall())
+
+    # -- transactions ---------------------------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        return self._transaction_depth > 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction; nested uses join the outermost one (its commit or rollback decides)."""
+        if self._transaction_depth:
+            self._transaction_depth += 1
+            try:
+                yield self
+            finally:
+                self._transaction_depth -= 1
+            return
+        self.query(self.backend.begin_statement)
+        self._transaction_depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._transaction_depth = 0
+            if self._raw is not None:
+                with contextlib.suppress(Exception):
+                    self.query("ROLLBACK")
+            raise
+        self._transaction_depth = 0
+        self.query("COMMIT")
+
+    def start_transaction(self) -> None:
+        if self.in_transaction:
+            raise DataJointError("a transaction is already in progress on this connection")
+        self.query(self.backend.begin_statement)
+        self._transaction_depth = 1
+
+    def commit_transaction(self) -> None:
+        self._transaction_depth = 0
+        self.query("COMMIT")
+
+    def cancel_transaction(self) -> None:
+        self._transaction_depth = 0
+        self.query("ROLLBACK")
+
+    # -- metadata caches ------------------------------------------------------------------------
+    def table_info(self, schema: str, table: str) -> TableInfo | None:
+        key = (schema, table)
+        if key not in self._table_info or self._table_info[key] is None:
+            self._table_info[key] = self.backend.table_info(self._cursor(), schema, table)
+        return self._table_info[key]
+
+    def invalidate(self) -> None:
+        """Forget cached headings and dependencies (after DDL)."""
+        self._table_info.clear()
+        self._dependencies = None
+
+    @property
+    def dependencies(self) -> Any:
+        if self._dependencies is None:
+            from .dependencies import Dependencies
+
+            self._dependencies = Dependencies(self.backend.foreign_keys(self._cursor()))
+        return self._dependencies
+
+    def _cursor(self) -> Any:
+        if self._raw is None:
+            self.connect()
+        return _TranslatingCursor(self)
+
+
+class _TranslatingCursor:
+    """A cursor for backend introspection code that still translates errors and placeholders."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._cursor: Any = None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        backend = self._connection.backend
+        # introspection SQL is written in the driver's own paramstyle: pass it through unchanged
+        cursor = self._connection._raw.cursor()
+        try:
+            cursor.execute(sql, tuple(params))
+        except Exception as error:
+            translated = backend.translate_error(error, sql)
+            if translated is not None:
+                raise translated from error
+            raise
+        self._cursor = cursor
+
+    def fetchall(self) -> list[tuple]:
+        return list(self._cursor.fetchall())
+
+    def fetchone(self) -> tuple | None:
+        return self._cursor.fetchone()
+
+
+_local = threading.local()
+
+
+def conn(
+    host: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    *,
+    reset: bool = False,
+    use_tls: bool | None = None,
+) -> Connection:
+    """The calling thread's connection for the current config (DataJoint's `dj.conn`)."""
+    if host is not None:
+        config["database.host"] = host
+    if user is not None:
+        config["database.user"] = user
+    if password is not None:
+        config["database.password"] = password
+    if use_tls is not None:
+        config["database.use_tls"] = use_tls
+    key = (os.getpid(), *(repr(config.get(k)) for k in CONNECTION_KEYS))
+    cached = getattr(_local, "connections", None)
+    if cached is None:
+        cached = _local.connections = {}
+    connection = cached.get(key)
+    if connection is None or reset:
+        if connection is not None:
+            connection.close()
+        connection = cached[key] = Connection()
+    return connection

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up from nothing and run the whole test suite (lint first). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test,dask
+.venv/bin/ruff check dj_flows tests benchmarks flows scripts
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""Fixtures: backends (filled in by its owner)."""
