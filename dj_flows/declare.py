@@ -166,12 +166,12 @@ class _Parser:
                 raise DeclarationError("a second '---' separator")
             self.in_key = False
             self.separator_line = (number, line)
-        elif _looks_like_foreign_key(line):
-            self.foreign_key(line)
         elif INDEX_LINE.fullmatch(line):
             self.index(line, number)
         elif re.match(r"(unique\s+)?index\s*\(", line, re.I):
             raise DeclarationError("malformed index: expected [unique] index(attribute, ...)")
+        elif _looks_like_foreign_key(line):
+            self.foreign_key(line)
         else:
             self.add(parse_attribute_line(line, self.in_key))
 
@@ -529,6 +529,8 @@ def _valid_temporal(kind: str, value: str) -> bool:
             datetime.date.fromisoformat(date)
         except ValueError:
             return False
+    if not clock:
+        return True
     hour, minute, second = ([int(float(p)) for p in clock.split(":")] + [0, 0, 0])[:3]
     return hour < 24 and minute < 60 and second < 60
 
