@@ -1,0 +1,194 @@
+"""A local cache of fetched external objects, keyed by content hash, with an LRU byte budget.
+
+Same layout as DataJoint 0.14's `dj.config['cache']` folder (`{folder}/{k0k1}/{k2k3}/{key}`), so
+a folder can be shared with DataJoint clients. Unlike it, entries are checked on the way out
+(size and an optional verifier: a bad file is deleted and reported as a miss, never returned),
+and the folder is kept under `limit_bytes` by evicting the least recently used files.
+
+Several processes may share one folder: files are written by atomic rename, recency is the file's
+mtime (set explicitly on write and on every hit, since atime is often disabled), and files that
+vanish under us (another process evicted them) are simply misses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import StoreError
+from .filestore import TEMP_SUFFIX, write_atomic
+from .layout import DEFAULT_SUBFOLDING, subfold
+
+logger = logging.getLogger("dj_flows")
+KEY_PATTERN = re.compile(r"[^./\\\0][^/\\\0]{0,199}")
+STALE_TEMP_SECONDS = 3600
+
+
+class ObjectCache:
+    """Cached object bytes by key (an object's UUID hex).
+
+    limit_bytes: the byte budget (None = unbounded). When a put takes the folder past it, the
+    least recently used entries are removed until the folder holds at most `low_water` of it.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        limit_bytes: int | None = None,
+        *,
+        low_water: float = 0.9,
+        rescan_seconds: float = 30.0,
+    ) -> None:
+        if limit_bytes is not None and (not isinstance(limit_bytes, int) or limit_bytes < 0):
+            raise StoreError(f"cache limit must be a non-negative integer, got {limit_bytes!r}")
+        self.folder = Path(folder).expanduser().absolute()
+        self.limit_bytes = limit_bytes
+        self.low_water = low_water
+        self.rescan_seconds = rescan_seconds
+        self._lock = threading.Lock()
+        self._estimate: int | None = None  # bytes in the folder at the last scan + our puts since
+        self._scanned_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"ObjectCache(folder={str(self.folder)!r}, limit_bytes={self.limit_bytes!r})"
+
+    def path(self, key: str) -> Path:
+        if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key) or key == "..":
+            raise StoreError(f"invalid cache key {key!r}: use the object's hash (a file name)")
+        return self.folder.joinpath(*subfold(key, DEFAULT_SUBFOLDING), key)
+
+    # -- reading --------------------------------------------------------------------------------
+    def get(
+        self,
+        key: str,
+        expected_size: int | None = None,
+        verify: Callable[[bytes], bool] | None = None,
+    ) -> bytes | None:
+        """The cached bytes, or None on a miss. An entry of the wrong size, or that `verify`
+        rejects (e.g. its hash does not match the key), is deleted and reported as a miss."""
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            logger.warning("cache entry %s unreadable, ignored: %s", path, exc)
+            return None
+        bad_size = expected_size is not None and len(data) != expected_size
+        if bad_size or (verify is not None and not verify(data)):
+            logger.warning("cache entry %s is corrupt (%d bytes): discarded", path, len(data))
+            self.discard(key)
+            return None
+        now = time.time_ns()
+        with contextlib.suppress(OSError):
+            os.utime(path, ns=(now, now))  # recency for LRU
+        return data
+
+    def __contains__(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    # -- writing --------------------------------------------------------------------------------
+    def put(self, key: str, data: bytes) -> None:
+        """Cache `data` under `key` (atomically), then evict if over budget. An object larger
+        than the whole budget is not cached."""
+        path = self.path(key)
+        if self.limit_bytes is not None and len(data) > self.limit_bytes:
+            return
+        try:
+            write_atomic(str(path), bytes(data), durable=False)
+            now = time.time_ns()
+            os.utime(path, ns=(now, now))
+        except OSError as exc:  # a cache that cannot be written is a slower fetch, not a failure
+            logger.warning("cannot write cache entry %s: %s", path, exc)
+            return
+        if self.limit_bytes is not None:
+            self._account(len(data), keep=path)
+
+    def discard(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(key).unlink()
+
+    def clear(self) -> None:
+        """Remove every entry (and stale temporary files)."""
+        for _, _, path in self._entries(include_temp=True):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        with self._lock:
+            self._estimate = 0
+
+    def usage(self) -> int:
+        """Bytes currently held by the cache folder (a scan)."""
+        return sum(size for _, size, _ in self._entries())
+
+    # -- eviction -------------------------------------------------------------------------------
+    def _account(self, added: int, keep: Path) -> None:
+        with self._lock:
+            stale = time.monotonic() - self._scanned_at > self.rescan_seconds
+            if self._estimate is not None and not stale:
+                self._estimate += added
+                if self._estimate <= self.limit_bytes:
+                    return
+            self._evict(keep)
+
+    def _evict(self, keep: Path) -> None:
+        """Scan the folder; if over budget, delete least recently used files down to low water."""
+        entries = sorted(self._entries(clean_temp=True))
+        total = sum(size for _, size, _ in entries)
+        if total > self.limit_bytes:
+            target = int(self.limit_bytes * self.low_water)
+            for _, size, path in entries:
+                if total <= target:
+                    break
+                if path == keep:
+                    continue
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass  # another process evicted it first
+                total -= size
+        self._estimate = total
+        self._scanned_at = time.monotonic()
+
+    def _entries(
+        self, include_temp: bool = False, clean_temp: bool = False
+    ) -> list[tuple[int, int, Path]]:
+        """(mtime_ns, size, path) of every cached file; temp files only if asked."""
+        found = []
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for folder, _, files in os.walk(self.folder):
+            for name in files:
+                path = Path(folder, name)
+                try:
+                    info = path.stat()
+                except FileNotFoundError:
+                    continue
+                if name.startswith("."):
+                    if clean_temp and name.endswith(TEMP_SUFFIX) and info.st_mtime < cutoff:
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()  # left behind by a crashed writer
+                    if not include_temp:
+                        continue
+                found.append((info.st_mtime_ns, info.st_size, path))
+        return found
+
+
+_caches: dict[tuple[str, int | None], ObjectCache] = {}
+
+
+def get_cache() -> ObjectCache | None:
+    """The cache configured by dj.config['cache'] / ['cache_limit'], or None if there is none."""
+    from ..settings import config
+
+    folder = config.get("cache")
+    if not folder:
+        return None
+    key = (str(folder), config.get("cache_limit"))
+    if key not in _caches:
+        _caches[key] = ObjectCache(folder, config.get("cache_limit"))
+    return _caches[key]
