@@ -27,7 +27,9 @@ class Catalog:
     def parse(self, definition: str, table: str = "test") -> TableSpec:
         return parse_definition(definition, table, self.lookup)
 
-    def declare(self, name: str, table: str, definition: str, schema: str | None = None) -> TableSpec:
+    def declare(
+        self, name: str, table: str, definition: str, schema: str | None = None
+    ) -> TableSpec:
         spec = self.parse(definition, table)
         self.refs[name] = ParentRef(schema or self.schema, table, spec.heading)
         return spec

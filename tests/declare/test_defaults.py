@@ -51,7 +51,19 @@ def test_valid_defaults(line: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "declared", ["int", "varchar(3)", "longblob", "blob@s", "attach", "attach@s", "json", "uuid", "date", "filepath@s"]
+    "declared",
+    [
+        "int",
+        "varchar(3)",
+        "longblob",
+        "blob@s",
+        "attach",
+        "attach@s",
+        "json",
+        "uuid",
+        "date",
+        "filepath@s",
+    ],
 )
 def test_null_default_makes_nullable(declared: str) -> None:
     assert default_of(f"x = null : {declared}") == (True, "null")

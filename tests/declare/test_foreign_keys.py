@@ -13,13 +13,17 @@ from .catalog import Catalog
 @pytest.fixture
 def catalog() -> Catalog:
     catalog = Catalog("lab")
-    catalog.declare("Subject", "subject", "subject_id : varchar(16)  # animal id\n---\nsex : enum('M','F')")
+    catalog.declare(
+        "Subject", "subject", "subject_id : varchar(16)  # animal id\n---\nsex : enum('M','F')"
+    )
     catalog.declare(
         "Session",
         "session",
         "-> Subject\nsession_idx : smallint unsigned  # session number\n---\nnote = '' : varchar(255)",
     )
-    catalog.declare("Counter", "#counter", "counter_id : int auto_increment\n---\nlabel : varchar(8)")
+    catalog.declare(
+        "Counter", "#counter", "counter_id : int auto_increment\n---\nlabel : varchar(8)"
+    )
     catalog.declare("other.Rig", "rig", "rig : char(4)", schema="other_db")
     catalog.refs["master"] = catalog.refs["Session"]  # inside Session, 'master' names it
     catalog.declare("Session.Trial", "session__trial", "-> master\ntrial : int")
@@ -41,7 +45,12 @@ def test_primary_foreign_key_copies_key_in_parent_order(catalog: Catalog) -> Non
     assert spec.attributes[0].comment == "animal id"  # comments are inherited
     (fk,) = spec.foreign_keys
     assert fk == ForeignKeySpec(
-        "lab", "session", {"subject_id": "subject_id", "session_idx": "session_idx"}, True, False, False
+        "lab",
+        "session",
+        {"subject_id": "subject_id", "session_idx": "session_idx"},
+        True,
+        False,
+        False,
     )
     assert list(fk.attr_map) == ["subject_id", "session_idx"]
 
@@ -106,7 +115,9 @@ def test_merge_with_explicit_attribute_of_same_type(catalog: Catalog) -> None:
 
 
 def test_merge_conflict_of_types_is_an_error(catalog: Catalog) -> None:
-    with pytest.raises(DeclarationError, match=r"'subject_id' from Subject has type 'varchar\(16\)'"):
+    with pytest.raises(
+        DeclarationError, match=r"'subject_id' from Subject has type 'varchar\(16\)'"
+    ):
         catalog.parse("subject_id : int\n-> Subject")
 
 
@@ -165,5 +176,7 @@ def test_lookup_failure_of_any_kind_is_wrapped() -> None:
     def lookup(name: str):
         raise RuntimeError(f"boom {name}")
 
-    with pytest.raises(DeclarationError, match="cannot resolve foreign key reference 'X': RuntimeError: boom X"):
+    with pytest.raises(
+        DeclarationError, match="cannot resolve foreign key reference 'X': RuntimeError: boom X"
+    ):
         parse_definition("-> X", "t", lookup)

@@ -89,7 +89,12 @@ def test_heading_of_spec() -> None:
 
 BAD = [
     # (definition, line number, offending line, message fragment)
-    ("id : int\n---\nb1 : blobb@shared", 3, "b1 : blobb@shared", "unsupported attribute type 'blobb@shared'"),
+    (
+        "id : int\n---\nb1 : blobb@shared",
+        3,
+        "b1 : blobb@shared",
+        "unsupported attribute type 'blobb@shared'",
+    ),
     ("\n  # comment\n  id : int\n  Name : int", 4, "Name : int", "invalid attribute name 'Name'"),
     ("id : int\nx int", 2, "x int", "expected 'name : type'"),
     ("id : int\nx :", 2, "x :", "has no type"),
@@ -98,8 +103,18 @@ BAD = [
     ("id : int\n---\nid : int", 3, "id : int", "declared twice"),
     ("id : int\nid : varchar(2)", 2, "id : varchar(2)", "declared twice"),
     ("id : int\n---\nx = null : int\nx : int", 4, "x : int", "declared twice"),
-    ("id : int auto_increment\nj : int auto_increment", 2, "j : int auto_increment", "only one auto_increment"),
-    ("id : int\n---\nj : int auto_increment", 3, "j : int auto_increment", "must be in the primary key"),
+    (
+        "id : int auto_increment\nj : int auto_increment",
+        2,
+        "j : int auto_increment",
+        "only one auto_increment",
+    ),
+    (
+        "id : int\n---\nj : int auto_increment",
+        3,
+        "j : int auto_increment",
+        "must be in the primary key",
+    ),
     ("id = null : int", 1, "id = null : int", "cannot be nullable"),
     ("id : longblob", 1, "id : longblob", "cannot be in the primary key"),
     ("id : json", 1, "id : json", "cannot be in the primary key"),
@@ -110,7 +125,12 @@ BAD = [
     ("id : int\nindex()", 2, "index()", "at least one attribute"),
     ("id : int\nindex(a, a)", 2, "index(a, a)", "appears twice"),
     ("id : int\nindex(nope)", 2, "index(nope)", "index attribute 'nope' is not declared"),
-    ("id : int\nunique index(id->>'a')", 2, "unique index(id->>'a')", "invalid attribute name .id->>'a'. in index"),
+    (
+        "id : int\nunique index(id->>'a')",
+        2,
+        "unique index(id->>'a')",
+        "invalid attribute name .id->>'a'. in index",
+    ),
     ("id : int\nindex(a", 2, "index(a", "malformed index"),
     ("id : int\nx = 'abc : varchar(9)", 2, "x = 'abc : varchar(9)", "unterminated ' quote"),
     ("id : int\nx : enum('a", 2, "x : enum('a", "unterminated ' quote"),
@@ -123,16 +143,21 @@ BAD = [
 
 
 @pytest.mark.parametrize(("definition", "number", "line", "message"), BAD)
-def test_bad_definitions_name_table_and_line(definition: str, number: int, line: str, message: str) -> None:
+def test_bad_definitions_name_table_and_line(
+    definition: str, number: int, line: str, message: str
+) -> None:
     with pytest.raises(DeclarationError, match=message) as info:
         parse(definition, "bad_table")
-    assert str(info.value).startswith(f'table \'bad_table\' line {number} "{line}": ')
+    assert str(info.value).startswith(f"table 'bad_table' line {number} \"{line}\": ")
 
 
 def test_the_brief_s_example_message() -> None:
     with pytest.raises(DeclarationError) as info:
         parse("id : int\n---\nb1 : blobb@shared", "test")
-    assert str(info.value) == "table 'test' line 3 \"b1 : blobb@shared\": unsupported attribute type 'blobb@shared'"
+    assert (
+        str(info.value)
+        == "table 'test' line 3 \"b1 : blobb@shared\": unsupported attribute type 'blobb@shared'"
+    )
 
 
 @pytest.mark.parametrize(

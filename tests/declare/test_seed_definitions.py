@@ -93,7 +93,9 @@ def test_pipeline_chain_original_file_and_slide(catalog: Catalog) -> None:
     assert original.attributes[0].sql_type == "int" and original.attributes[0].in_key
     assert original.attributes[1].mysql_comment == ":attach@shared:"
     assert original.foreign_keys == (
-        ForeignKeySpec("seed_db", "#web_image", {"image_number": "image_number"}, True, False, False),
+        ForeignKeySpec(
+            "seed_db", "#web_image", {"image_number": "image_number"}, True, False, False
+        ),
     )
     assert original.comment == ""
 

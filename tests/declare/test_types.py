@@ -23,7 +23,14 @@ TYPES = [
     ("float", "float", "float", "float", None, False),
     ("double", "float", "double", "double", None, False),
     ("decimal(8,3)", "decimal", "decimal(8,3)", "decimal(8,3)", None, False),
-    ("decimal(5, 2) unsigned", "decimal", "decimal(5,2) unsigned", "decimal(5,2) unsigned", None, False),
+    (
+        "decimal(5, 2) unsigned",
+        "decimal",
+        "decimal(5,2) unsigned",
+        "decimal(5,2) unsigned",
+        None,
+        False,
+    ),
     ("char(1)", "string", "char(1)", "char(1)", None, False),
     ("varchar(255)", "string", "varchar(255)", "varchar(255)", None, False),
     ("enum('a', 'b')", "enum", "enum('a','b')", "enum('a','b')", None, False),
@@ -48,7 +55,9 @@ TYPES = [
 
 
 @pytest.mark.parametrize(("declared", "kind", "normalised", "sql_type", "store", "special"), TYPES)
-def test_type(declared: str, kind: str, normalised: str, sql_type: str, store: str | None, special: bool) -> None:
+def test_type(
+    declared: str, kind: str, normalised: str, sql_type: str, store: str | None, special: bool
+) -> None:
     attribute = parse_attribute_line(f"value : {declared}  # the value", in_key=False)
     assert attribute.name == "value"
     assert (attribute.kind, attribute.type.declared, attribute.sql_type, attribute.store) == (
@@ -80,7 +89,9 @@ def test_spacing_and_case_are_normalised() -> None:
     assert (attribute.name, attribute.sql_type, attribute.comment) == ("x", "varchar(30)", "c")
 
 
-@pytest.mark.parametrize("declared", ["longblob", "blob@shared", "attach", "attach@s", "json", "filepath@s"])
+@pytest.mark.parametrize(
+    "declared", ["longblob", "blob@shared", "attach", "attach@s", "json", "filepath@s"]
+)
 def test_blob_attach_json_filepath_not_in_primary_key(declared: str) -> None:
     with pytest.raises(DeclarationError, match="cannot be in the primary key"):
         parse_attribute_line(f"k : {declared}", in_key=True)
@@ -88,7 +99,16 @@ def test_blob_attach_json_filepath_not_in_primary_key(declared: str) -> None:
 
 @pytest.mark.parametrize(
     "declared",
-    ["blobb@shared", "longblob@shared", "text", "varchar", "int unsigned unsigned", "filepath", "blob@", "year"],
+    [
+        "blobb@shared",
+        "longblob@shared",
+        "text",
+        "varchar",
+        "int unsigned unsigned",
+        "filepath",
+        "blob@",
+        "year",
+    ],
 )
 def test_unsupported_types(declared: str) -> None:
     with pytest.raises(DeclarationError, match=re.escape(repr(declared))):
