@@ -30,6 +30,7 @@ from .heading import Attribute, Heading, TypeInfo, parse_type
 MAX_NAME_LENGTH = 64
 MAX_TABLE_COMMENT = 2048
 MAX_COLUMN_COMMENT = 1024
+MAX_REFERENCE_LENGTH = 1000
 
 ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 SEPARATOR = re.compile(r"(?:-{3,}|_{3,})\s*(?:#.*)?")
@@ -313,9 +314,13 @@ def parse_reference(text: str) -> tuple[str, list[dict[str, str]]]:
     source = text.strip()
     if not source:
         raise DeclarationError("the foreign key names no parent table")
+    if len(source) > MAX_REFERENCE_LENGTH:
+        raise DeclarationError(
+            f"the foreign key reference is longer than {MAX_REFERENCE_LENGTH} characters"
+        )
     try:
         tree = ast.parse(source, mode="eval")
-    except (SyntaxError, ValueError) as err:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         raise DeclarationError(f"cannot parse foreign key reference {source!r}") from err
     renames: list[dict[str, str]] = []
     node = tree.body

@@ -180,3 +180,12 @@ def test_lookup_failure_of_any_kind_is_wrapped() -> None:
         DeclarationError, match="cannot resolve foreign key reference 'X': RuntimeError: boom X"
     ):
         parse_definition("-> X", "t", lookup)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["(" * 400 + "A" + ")" * 400, "A." * 600 + "B", "-" * 999 + "A", "A" + ".proj()" * 200],
+)
+def test_pathological_references_are_declaration_errors(catalog: Catalog, reference: str) -> None:
+    with pytest.raises(DeclarationError, match="foreign key reference"):
+        catalog.parse(f"id : int\n-> {reference}")
