@@ -153,7 +153,7 @@ class Attribute:
     type: TypeInfo
     in_key: bool = False
     nullable: bool = False
-    default: str | None = None  # SQL literal as declared ('null', '"abc"', '3', 'CURRENT_TIMESTAMP')
+    default: str | None = None  # safe SQL literal: 'null', "'abc'", '3', 'CURRENT_TIMESTAMP'
     comment: str = ""
     sql_expression: str | None = None  # set for computed attributes of a projection
 
