@@ -85,9 +85,11 @@ class Backend(abc.ABC):
         return f" LIMIT {int(limit) if limit is not None else 2**62} OFFSET {int(offset or 0)}"
 
     @abc.abstractmethod
-    def insert_statement(self, table: str, columns: Sequence[str], mode: str, primary_key: Sequence[str]) -> str:
-        """INSERT for one row of `columns`; mode is 'error', 'skip' (ignore duplicate keys only)
-        or 'replace' (update the existing row in place)."""
+    def insert_statement(
+        self, table: str, columns: Sequence[str], mode: str, primary_key: Sequence[str], source: str | None = None
+    ) -> str:
+        """INSERT of `columns`, one row of placeholders or the rows of the SELECT `source`; mode is
+        'error', 'skip' (ignore duplicate keys only) or 'replace' (update the existing row in place)."""
 
     # -- schemas ------------------------------------------------------------------------------
     @abc.abstractmethod

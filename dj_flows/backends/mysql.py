@@ -16,7 +16,16 @@ import pymysql
 from .. import errors
 from ..errors import DataJointError
 from ..heading import Attribute, Heading, TypeInfo, parse_type
-from .base import CURRENT_TIMESTAMP, NO_DEFAULT, PH, Backend, ForeignKeyEdge, TableInfo, parse_literal, string_literal
+from .base import (
+    CURRENT_TIMESTAMP,
+    NO_DEFAULT,
+    PH,
+    Backend,
+    ForeignKeyEdge,
+    TableInfo,
+    parse_literal,
+    string_literal,
+)
 
 if TYPE_CHECKING:
     from ..declare import TableSpec
@@ -84,10 +93,14 @@ class MySQLBackend(Backend):
     def finalize(self, sql: str) -> str:
         return sql.replace("%", "%%").replace(PH, "%s")
 
-    def insert_statement(self, table: str, columns: Sequence[str], mode: str, primary_key: Sequence[str]) -> str:
+    def insert_statement(
+        self, table: str, columns: Sequence[str], mode: str, primary_key: Sequence[str], source: str | None = None
+    ) -> str:
         names = ", ".join(self.quote(c) for c in columns)
-        values = ", ".join([PH] * len(columns))
-        sql = f"INSERT INTO {table} ({names}) VALUES ({values})"
+        if source is None:
+            sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([PH] * len(columns))})"
+        else:
+            sql = f"INSERT INTO {table} ({names}) SELECT * FROM ({source}) AS {self.quote('$insert')}"
         if mode == "skip":
             first = self.quote(primary_key[0])
             sql += f" ON DUPLICATE KEY UPDATE {first}={first}"

@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from ..errors import DataJointError
 from ..heading import Attribute, Heading
-from .base import CURRENT_TIMESTAMP, NO_DEFAULT, PH, Backend, ForeignKeyEdge, TableInfo, parse_literal, string_literal
+from .base import (
+    CURRENT_TIMESTAMP,
+    NO_DEFAULT,
+    PH,
+    Backend,
+    ForeignKeyEdge,
+    TableInfo,
+    parse_literal,
+    string_literal,
+)
 
 if TYPE_CHECKING:
     from ..declare import TableSpec
@@ -112,10 +121,14 @@ class SQLiteBackend(Backend):
     def finalize(self, sql: str) -> str:
         return sql.replace(PH, "?")
 
-    def insert_statement(self, table: str, columns: Sequence[str], mode: str, primary_key: Sequence[str]) -> str:
+    def insert_statement(
+        self, table: str, columns: Sequence[str], mode: str, primary_key: Sequence[str], source: str | None = None
+    ) -> str:
         names = ", ".join(self.quote(c) for c in columns)
-        values = ", ".join([PH] * len(columns))
-        sql = f"INSERT INTO {table} ({names}) VALUES ({values})"
+        if source is None:
+            sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([PH] * len(columns))})"
+        else:
+            sql = f"INSERT INTO {table} ({names}) SELECT * FROM ({source}) AS {self.quote('$insert')} WHERE 1=1"
         if mode == "skip":
             sql += " ON CONFLICT DO NOTHING"
         elif mode == "replace":

@@ -1,0 +1,498 @@
+"""Base tables: declare, insert, delete (graph-driven cascade), drop, describe.
+
+A `Table` is a query expression over one base table, plus the operations that change it. User
+classes get their names and tiers from `tiers.py`; hidden tables (`~external_*`, `~jobs`) use
+`FreeTable`, which names a table directly.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .backends import PH
+from .declare import ParentRef, TableSpec, parse_definition
+from .errors import (
+    DataJointError,
+    DataValueError,
+    DeclarationError,
+    DuplicateError,
+    IntegrityError,
+    MissingAttributeError,
+    MissingTableError,
+    QueryError,
+)
+from .expression import QueryExpression, _alias
+from .heading import Attribute, Heading
+from .naming import split_part, to_camel_case
+from .settings import config
+from .values import encode_value, is_missing
+
+logger = logging.getLogger("dj_flows.table")
+
+
+class Table(QueryExpression):
+    """A query over one base table, with the operations that modify it."""
+
+    database: str | None = None
+    _table_name: str | None = None
+    definition: str = ""
+    _allow_insert: bool = True  # auto-populated tiers turn this off outside populate()
+
+    # -- identity -------------------------------------------------------------------------------
+    @property
+    def table_name(self) -> str:
+        if self._table_name is None:
+            raise DataJointError(f"{type(self).__name__} has no table name")
+        return self._table_name
+
+    @property
+    def full_table_name(self) -> str:
+        self._check_attached()
+        return self.connection.backend.table_ref(self.database, self.table_name)
+
+    @property
+    def node(self) -> tuple[str, str]:
+        return (self.database, self.table_name)
+
+    def _check_attached(self) -> None:
+        if self._connection is None or self.database is None:
+            raise DataJointError(
+                f"class {type(self).__name__} is not associated with a schema: decorate it with @schema"
+            )
+
+    @property
+    def heading(self) -> Heading:
+        if self._heading is not None:
+            return self._heading
+        self._check_attached()
+        info = self.connection.table_info(self.database, self.table_name)
+        if info is None:
+            raise MissingTableError(f"table {self.database}.{self.table_name} is not declared")
+        return info.heading
+
+    @property
+    def is_declared(self) -> bool:
+        self._check_attached()
+        return self.connection.table_info(self.database, self.table_name) is not None
+
+    def _from_clause(self) -> str:
+        if self._from:
+            return self._from
+        return f"{self.full_table_name} AS {self.connection.backend.quote(_alias())}"
+
+    def _source_columns_(self) -> frozenset[str]:
+        if self._source_columns:
+            return self._source_columns
+        return frozenset(self.heading.names)
+
+    # -- declaration ----------------------------------------------------------------------------
+    def declare(self, context: Mapping[str, Any] | None = None) -> None:
+        """Create the table from its definition (no-op if it exists)."""
+        self._check_attached()
+        if self.is_declared:
+            return
+        spec = self._spec(context or {})
+        connection = self.connection
+        with connection.transaction():
+            connection.backend.create_table(connection._cursor(), self.database, spec)
+        connection.invalidate()
+
+    def _spec(self, context: Mapping[str, Any]) -> TableSpec:
+        definition = self.definition
+        if not isinstance(definition, str) or not definition.strip():
+            raise DeclarationError(f"table {type(self).__name__} has no definition")
+
+        def lookup(name: str) -> ParentRef:
+            return self._lookup_parent(name, context)
+
+        spec = parse_definition(definition, self.table_name, lookup)
+        return self._extend_spec(spec)
+
+    def _extend_spec(self, spec: TableSpec) -> TableSpec:
+        """Hook for storage layers (external tracking tables) to add foreign keys."""
+        from .stores.external import add_external_references
+
+        return add_external_references(self, spec)
+
+    def _lookup_parent(self, name: str, context: Mapping[str, Any]) -> ParentRef:
+        head, *rest = name.split(".")
+        if head not in context:
+            raise DeclarationError(f"table {self.table_name!r}: {head!r} is not defined in the schema's context")
+        target = context[head]
+        for part in rest:
+            try:
+                target = getattr(target, part)
+            except AttributeError:
+                raise DeclarationError(f"table {self.table_name!r}: {name!r} cannot be resolved") from None
+        if isinstance(target, type) and issubclass(target, Table):
+            target = target()
+        if not isinstance(target, Table):
+            raise DeclarationError(f"table {self.table_name!r}: {name!r} is not a table")
+        if not target.is_declared:
+            raise DeclarationError(f"table {self.table_name!r}: referenced table {name!r} is not declared")
+        return ParentRef(schema=target.database, table=target.table_name, heading=target.heading)
+
+    # -- insert ---------------------------------------------------------------------------------
+    def insert1(self, row: Any, **kwargs: Any) -> None:
+        """Insert one row (a dict, a sequence in heading order, or a numpy record)."""
+        self.insert((row,), **kwargs)
+
+    def insert(
+        self,
+        rows: Any,
+        replace: bool = False,
+        skip_duplicates: bool = False,
+        ignore_extra_fields: bool = False,
+        allow_direct_insert: bool | None = None,
+    ) -> None:
+        """Insert rows; all or nothing. `replace` updates existing rows in place."""
+        if not (allow_direct_insert or self._allow_insert):
+            raise DataJointError(
+                f"inserts into auto-populated table {self.table_name!r} belong in make(); "
+                "pass allow_direct_insert=True to insert directly"
+            )
+        if replace and skip_duplicates:
+            raise DataJointError("insert: replace and skip_duplicates cannot both be set")
+        mode = "replace" if replace else "skip" if skip_duplicates else "error"
+        if isinstance(rows, type) and issubclass(rows, QueryExpression):
+            rows = rows()
+        if isinstance(rows, QueryExpression):
+            self._insert_from_query(rows, mode, ignore_extra_fields)
+            return
+        heading = self.heading
+        normalized = [self._row_dict(row, heading, ignore_extra_fields) for row in _iterate_rows(rows)]
+        if not normalized:
+            return
+        connection = self.connection
+        with connection.transaction():
+            groups = self._encode_rows(normalized, heading)
+            for columns, values in groups.items():
+                sql = connection.backend.insert_statement(self.full_table_name, columns, mode, heading.primary_key)
+                try:
+                    connection.query(sql, values, many=True)
+                except (DuplicateError, IntegrityError, DataValueError, MissingAttributeError) as error:
+                    raise type(error)(f"insert into {self.database}.{self.table_name}: {error}") from None
+
+    def _insert_from_query(self, query: QueryExpression, mode: str, ignore_extra_fields: bool) -> None:
+        heading = self.heading
+        extra = [n for n in query.heading.names if n not in heading]
+        if extra and not ignore_extra_fields:
+            raise MissingAttributeError(f"insert into {self.table_name!r}: attributes {extra} are not in the table")
+        names = [n for n in query.heading.names if n in heading]
+        sql, params = query.make_sql(names)
+        backend = self.connection.backend
+        statement = backend.insert_statement(self.full_table_name, names, mode, heading.primary_key, source=sql)
+        with self.connection.transaction():
+            self.connection.query(statement, params)
+
+    def _row_dict(self, row: Any, heading: Heading, ignore_extra_fields: bool) -> dict[str, Any]:
+        if isinstance(row, np.void) and row.dtype.names:
+            row = {name: row[name] for name in row.dtype.names}
+        elif isinstance(row, collections.abc.Mapping):
+            row = dict(row)
+        elif isinstance(row, collections.abc.Sequence) and not isinstance(row, str | bytes):
+            if len(row) != len(heading):
+                raise DataValueError(
+                    f"insert into {self.table_name!r}: a row given as a sequence needs {len(heading)} "
+                    f"values ({', '.join(heading.names)}), got {len(row)}"
+                )
+            row = dict(zip(heading.names, row))
+        else:
+            raise DataValueError(f"insert into {self.table_name!r}: cannot insert a row of type {type(row).__name__}")
+        extra = [name for name in row if name not in heading]
+        if extra:
+            if not ignore_extra_fields:
+                raise MissingAttributeError(
+                    f"insert into {self.table_name!r}: {', '.join(map(repr, extra))} "
+                    f"not in the table's attributes ({', '.join(heading.names)})"
+                )
+            row = {k: v for k, v in row.items() if k in heading}
+        return row
+
+    def _encode_rows(self, rows: list[dict[str, Any]], heading: Heading) -> dict[tuple[str, ...], list[tuple]]:
+        """Validate and encode rows, grouped by the columns they give (defaults are left to the DB)."""
+        backend = self.connection.backend
+        external = [a for a in heading if a.is_external]
+        if external:
+            from .stores.external import encode_external_columns
+
+            encode_external_columns(self, external, rows)
+        groups: dict[tuple[str, ...], list[tuple]] = {}
+        attributes = list(heading)
+        for row in rows:
+            columns, values = [], []
+            for attribute in attributes:
+                name = attribute.name
+                value = row.get(name)
+                if name not in row or is_missing(attribute, value):
+                    if attribute.in_key and not attribute.autoincrement:
+                        raise MissingAttributeError(
+                            f"insert into {self.table_name!r}: primary-key attribute {name!r} is missing "
+                            f"in row {_short_key(row, heading)}"
+                        )
+                    if attribute.nullable:
+                        columns.append(name)
+                        values.append(None)
+                    elif attribute.default is None and not attribute.autoincrement:
+                        raise MissingAttributeError(
+                            f"insert into {self.table_name!r}: attribute {name!r} has no default and no "
+                            f"value in row {_short_key(row, heading)}"
+                        )
+                    continue
+                columns.append(name)
+                values.append(self._encode(attribute, value, backend) if not attribute.is_external else value)
+            groups.setdefault(tuple(columns), []).append(tuple(values))
+        return groups
+
+    def _encode(self, attribute: Attribute, value: Any, backend: Any) -> Any:
+        kind = attribute.kind
+        if kind == "blob":
+            from .codecs.blob import pack
+
+            return pack(value)
+        if kind == "attach":
+            from .codecs.attach import encode_internal, read_attachment
+
+            return encode_internal(*read_attachment(value, attribute.name))
+        if kind == "native":
+            return value
+        try:
+            return backend.to_db(attribute, encode_value(attribute, value))
+        except DataValueError as error:
+            raise DataValueError(f"insert into {self.table_name!r}: {error}") from None
+
+    # -- delete ---------------------------------------------------------------------------------
+    def delete_quick(self, get_count: bool = False) -> int | None:
+        """Delete the restricted rows without cascading (fails if other rows depend on them)."""
+        count = self._delete_rows()
+        return count if get_count else None
+
+    def _delete_rows(self) -> int:
+        where, params = self._where_sql()
+        cursor = self.connection.query(f"DELETE FROM {self.full_table_name}{where}", params)
+        return cursor.rowcount
+
+    def delete(
+        self,
+        transaction: bool = True,
+        safemode: bool | None = None,
+        force_parts: bool = False,
+        force_masters: bool = False,
+    ) -> int:
+        """Delete the restricted rows and everything that depends on them, in one transaction."""
+        from .cascade import plan_delete
+
+        safemode = config["safemode"] if safemode is None else safemode
+        connection = self.connection
+        connection.invalidate()
+        if transaction and connection.in_transaction:
+            if safemode:
+                raise DataJointError("delete cannot run its own transaction inside an ongoing one: pass transaction=False or safemode=False")
+            transaction = False
+        plan = plan_delete(self, force_masters=force_masters)
+        if transaction:
+            connection.start_transaction()
+        try:
+            counts = {}
+            for node, query in reversed(plan):
+                counts[node] = query._delete_rows()
+            if not force_parts:
+                deleted = {node for node, count in counts.items() if count}
+                for node in deleted:
+                    parts = split_part(node[1])
+                    if parts and (node[0], parts[0]) not in deleted and (node[0], parts[0]) not in dict(plan):
+                        raise DataJointError(
+                            f"attempt to delete part table {node[0]}.{node[1]} before deleting from its "
+                            f"master {node[0]}.{parts[0]} (pass force_parts=True to do it anyway)"
+                        )
+        except BaseException:
+            if transaction:
+                connection.cancel_transaction()
+            raise
+        total = counts.get(self.node, 0)
+        if not transaction:
+            return total
+        if not any(counts.values()):
+            connection.cancel_transaction()
+            if safemode:
+                logger.warning("Nothing to delete.")
+            return 0
+        if safemode and _interactive():
+            for node, count in counts.items():
+                if count:
+                    print(f"Deleting {count} rows from {node[0]}.{node[1]}")
+            if _ask("Commit deletes?") != "yes":
+                connection.cancel_transaction()
+                logger.warning("Delete cancelled")
+                return 0
+        connection.commit_transaction()
+        return total
+
+    # -- drop -----------------------------------------------------------------------------------
+    def drop_quick(self) -> None:
+        """Drop this table alone (fails if other tables depend on it)."""
+        if not self.is_declared:
+            logger.info("table %s.%s is not declared; nothing to drop", self.database, self.table_name)
+            return
+        connection = self.connection
+        with connection.transaction():
+            connection.backend.drop_table(connection._cursor(), self.database, self.table_name)
+        connection.invalidate()
+
+    def drop(self, force: bool = False) -> None:
+        """Drop this table and every table that depends on it (asks first in safemode)."""
+        if self._where:
+            raise DataJointError("a restricted table cannot be dropped")
+        connection = self.connection
+        connection.invalidate()
+        nodes = connection.dependencies.descendants(self.node)
+        if config["safemode"] and _interactive() and not force:
+            for schema, table in nodes:
+                print(f"{schema}.{table}")
+            if _ask("Proceed?") != "yes":
+                return
+        for schema, table in reversed(nodes):
+            with connection.transaction():
+                connection.backend.drop_table(connection._cursor(), schema, table)
+            connection.invalidate()
+
+    # -- description ----------------------------------------------------------------------------
+    def parents(self, primary: bool | None = None, as_objects: bool = False) -> list:
+        edges = self.connection.dependencies.parents(self.node)
+        if primary is not None:
+            key = set(self.heading.primary_key)
+            edges = [e for e in edges if set(e.attr_map) <= key] if primary else [e for e in edges if not set(e.attr_map) <= key]
+        return [FreeTable(self.connection, *e.parent) if as_objects else _name(e.parent) for e in edges]
+
+    def children(self, primary: bool | None = None, as_objects: bool = False) -> list:
+        edges = self.connection.dependencies.children(self.node)
+        return [FreeTable(self.connection, *e.child) if as_objects else _name(e.child) for e in edges]
+
+    def descendants(self, as_objects: bool = False) -> list:
+        nodes = self.connection.dependencies.descendants(self.node)
+        return [FreeTable(self.connection, *n) if as_objects else _name(n) for n in nodes]
+
+    def ancestors(self, as_objects: bool = False) -> list:
+        nodes = self.connection.dependencies.ancestors(self.node)
+        return [FreeTable(self.connection, *n) if as_objects else _name(n) for n in nodes]
+
+    def describe(self, printout: bool = False) -> str:
+        """The definition text, reconstructed from the database."""
+        heading = self.heading
+        edges = [e for e in self.connection.dependencies.parents(self.node) if not e.parent[1].startswith("~")]
+        covered: dict[str, Any] = {}
+        for edge in edges:
+            first = next(iter(edge.attr_map))
+            covered.setdefault(first, []).append(edge)
+        in_fk = {name for edge in edges for name in edge.attr_map}
+        lines = [f"# {heading.table_comment}"] if heading.table_comment else []
+        separator_done = False
+        for attribute in heading:
+            if not attribute.in_key and not separator_done:
+                lines.append("---")
+                separator_done = True
+            for edge in covered.get(attribute.name, []):
+                parent_schema, parent_table = edge.parent
+                name = to_camel_case(split_part(parent_table)[0] if split_part(parent_table) else parent_table)
+                if split_part(parent_table):
+                    name += "." + to_camel_case(split_part(parent_table)[1])
+                if parent_schema != self.database:
+                    name = f"{parent_schema}.{name}"
+                renames = {c: p for c, p in edge.attr_map.items() if c != p}
+                nullable = "[nullable] " if heading[attribute.name].nullable else ""
+                proj = "" if not renames else ".proj(" + ", ".join(f"{c}='{p}'" for c, p in renames.items()) + ")"
+                lines.append(f"-> {nullable}{name}{proj}")
+            if attribute.name in in_fk:
+                continue
+            default = ""
+            if attribute.nullable:
+                default = " = null"
+            elif attribute.default is not None:
+                default = f" = {attribute.default}"
+            declared = attribute.type.declared + (" auto_increment" if attribute.autoincrement else "")
+            comment = f"  # {attribute.comment}" if attribute.comment else ""
+            lines.append(f"{attribute.name}{default} : {declared}{comment}")
+        if not separator_done:
+            lines.append("---")
+        text = "\n".join(lines) + "\n"
+        if printout:
+            print(text)
+        return text
+
+    def update1(self, row: Mapping[str, Any]) -> None:
+        """Update secondary attributes of one existing row, identified by its full primary key."""
+        heading = self.heading
+        key = {k: row[k] for k in heading.primary_key if k in row}
+        if len(key) != len(heading.primary_key):
+            raise MissingAttributeError(f"update1 on {self.table_name!r} needs the full primary key {heading.primary_key}")
+        if len(self & key) != 1:
+            raise DataJointError(f"update1 on {self.table_name!r}: no row with key {key}")
+        updates = {k: v for k, v in row.items() if k not in key}
+        for name in updates:
+            if name not in heading:
+                raise MissingAttributeError(f"update1 on {self.table_name!r}: {name!r} is not an attribute")
+        if not updates:
+            return
+        backend = self.connection.backend
+        encoded = self._encode_rows([dict(key, **updates)], heading)
+        (columns, values), = encoded.items()
+        assignments = [(c, v) for c, v in zip(columns, values[0]) if c in updates]
+        sql = f"UPDATE {self.full_table_name} SET " + ", ".join(f"{backend.quote(c)} = {PH}" for c, _ in assignments)
+        where = " AND ".join(f"{backend.quote(k)} = {PH}" for k in key)
+        key_values = [backend.to_db(heading[k], encode_value(heading[k], key[k])) for k in key]
+        with self.connection.transaction():
+            self.connection.query(f"{sql} WHERE {where}", [v for _, v in assignments] + key_values)
+
+
+class FreeTable(Table):
+    """A table named directly by schema and table name (no class needed)."""
+
+    def __init__(self, connection: Any, database: str, table_name: str) -> None:
+        self._connection = connection
+        self.database = database
+        self._table_name = table_name
+
+    def __repr__(self) -> str:
+        return f"FreeTable({self.database}.{self.table_name})\n" + super().__repr__()
+
+
+def _name(node: tuple[str, str]) -> str:
+    return f"{node[0]}.{node[1]}"
+
+
+def _short_key(row: Mapping[str, Any], heading: Heading) -> str:
+    key = {k: row[k] for k in heading.primary_key if k in row}
+    text = repr(key)
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+def _iterate_rows(rows: Any) -> Iterable[Any]:
+    if type(rows).__name__ == "DataFrame" and hasattr(rows, "to_dict"):
+        frame = rows
+        if any(name is not None for name in frame.index.names):
+            frame = frame.reset_index()
+        return frame.to_dict("records")
+    if isinstance(rows, np.ndarray) and rows.dtype.names:
+        return list(rows)
+    if isinstance(rows, collections.abc.Mapping):
+        raise QueryError("insert() takes a collection of rows; use insert1() for a single dict")
+    if isinstance(rows, str | bytes) or not isinstance(rows, Iterable):
+        raise QueryError(f"insert() takes a collection of rows, got {type(rows).__name__}")
+    return rows
+
+
+def _interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _ask(question: str) -> str:
+    answer = ""
+    while answer not in ("yes", "no"):
+        answer = input(f"{question} [yes, No]: ").strip().lower() or "no"
+    return answer
