@@ -9,6 +9,7 @@ so it raises `LostConnectionError` for the caller to retry the whole unit of wor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 from .backends import Backend, TableInfo, make_backend
 from .errors import DataJointError, LostConnectionError, QueryError
+from .heading import Heading
 from .settings import config
 
 logger = logging.getLogger("dj_flows.connection")
@@ -147,7 +149,11 @@ class Connection:
     def table_info(self, schema: str, table: str) -> TableInfo | None:
         key = (schema, table)
         if key not in self._table_info or self._table_info[key] is None:
-            self._table_info[key] = self.backend.table_info(self._cursor(), schema, table)
+            info = self.backend.table_info(self._cursor(), schema, table)
+            if info is not None:  # attributes remember their schema (external objects need it)
+                attributes = [dataclasses.replace(a, database=schema) for a in info.heading]
+                info = TableInfo(Heading(attributes, info.comment), info.comment)
+            self._table_info[key] = info
         return self._table_info[key]
 
     def invalidate(self) -> None:

@@ -10,6 +10,7 @@ conditions may name any attribute unqualified. Nothing runs until the expression
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import re
 from collections.abc import Iterator, Sequence
@@ -251,7 +252,7 @@ class QueryExpression:
                 source = base.heading[old]
                 expression = source.sql_expression or self._quote(old)
                 new_attributes = [a for a in new_attributes if a.name != new]
-                new_attributes.append(Attribute(new, source.type, source.in_key, source.nullable, source.default, source.comment, expression))
+                new_attributes.append(dataclasses.replace(source, name=new, sql_expression=expression))
             else:
                 new_attributes = [a for a in new_attributes if a.name != new]
                 new_attributes.append(Attribute(new, COMPUTED, False, True, None, "", f"({old})"))
@@ -287,7 +288,7 @@ class QueryExpression:
         for attribute in list(a.heading) + [x for x in b.heading if x.name not in a.heading]:
             in_key = attribute.name in primary
             nullable = attribute.nullable or (left and attribute.name not in a.heading)
-            merged.append(Attribute(attribute.name, attribute.type, in_key, nullable, attribute.default, attribute.comment))
+            merged.append(dataclasses.replace(attribute, in_key=in_key, nullable=nullable, sql_expression=None))
         ordered = [x for x in merged if x.in_key] + [x for x in merged if not x.in_key]
         return QueryExpression._make(
             self.connection,
@@ -420,7 +421,7 @@ class QueryExpression:
 def _plain(attribute: Attribute) -> Attribute:
     if attribute.sql_expression is None:
         return attribute
-    return Attribute(attribute.name, attribute.type, attribute.in_key, attribute.nullable, attribute.default, attribute.comment)
+    return dataclasses.replace(attribute, sql_expression=None)
 
 
 def _as_expression(value: Any) -> QueryExpression:

@@ -156,6 +156,7 @@ class Attribute:
     default: str | None = None  # safe SQL literal: 'null', "'abc'", '3', 'CURRENT_TIMESTAMP'
     comment: str = ""
     sql_expression: str | None = None  # set for computed attributes of a projection
+    database: str | None = None  # the schema of the table the column comes from (external objects)
 
     @property
     def kind(self) -> str:
