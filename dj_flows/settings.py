@@ -44,6 +44,10 @@ DEFAULTS: dict[str, Any] = {
     "display.width": 14,
     "display.show_tuple_count": True,
     "enable_python_native_blobs": True,
+    "add_hidden_timestamp": False,
+    "filepath_checksum_size_limit": None,
+    "filepath_checksum_size_limit_insert": None,
+    "query_cache": None,
     "stores": {},
     "cache": None,
     "cache_limit": None,
@@ -62,6 +66,9 @@ ENVIRONMENT: dict[str, str] = {
     "DJ_PASS": "database.password",
     "DJ_USE_TLS": "database.use_tls",
     "DJ_LOGLEVEL": "loglevel",
+    "DJ_LOG_LEVEL": "loglevel",  # DataJoint's name
+    "DJ_AWS_ACCESS_KEY_ID": "external.aws_access_key_id",
+    "DJ_AWS_SECRET_ACCESS_KEY": "external.aws_secret_access_key",
     "DJ_SAFEMODE": "safemode",
     "DJ_CACHE": "cache",
     "DJ_CACHE_LIMIT": "cache_limit",
@@ -144,6 +151,9 @@ VALIDATORS = {
     "fetch_format": _validate_fetch_format,
     "stores": _validate_stores,
     "cache_limit": lambda k, v: _parse_int(k, v, optional=True),
+    "add_hidden_timestamp": _parse_bool,
+    "filepath_checksum_size_limit": lambda k, v: _parse_int(k, v, optional=True),
+    "filepath_checksum_size_limit_insert": lambda k, v: _parse_int(k, v, optional=True),
     "external.transfer_concurrency": _parse_int,
     "jobs.lease_seconds": _parse_int,
     "gc.grace_seconds": _parse_int,
@@ -266,8 +276,8 @@ class Config(collections.abc.MutableMapping):
             for key, value in saved.items():
                 if value is KeyError:
                     self._values.pop(key, None)
-                else:
-                    self._values[key] = value
+                else:  # through the validator, so side effects (the log level) are undone too
+                    self[key] = value
 
     def __call__(self, **changes: Any) -> contextlib.AbstractContextManager[Config]:
         """`with dj.config(safemode=False): ...` as in DataJoint."""
@@ -282,13 +292,41 @@ class SecretScrubber(logging.Filter):
         self._config = config
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = self._config.secret_values()
-        if secrets:
-            message = record.getMessage()
-            for secret in secrets:
-                message = message.replace(secret, MASK)
-            record.msg, record.args = message, None
+        scrub(self._config, record)
         return True
+
+
+def scrub(config: Config, record: logging.LogRecord) -> None:
+    """Mask every configured secret in the record's message (formatted once, args dropped)."""
+    secrets = config.secret_values()
+    if not secrets:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a malformed record: leave it to the handler to report
+        return
+    if any(secret in message for secret in secrets):
+        for secret in secrets:
+            message = message.replace(secret, MASK)
+        record.msg, record.args = message, None
+
+
+def _install_record_scrubbing(config: Config) -> None:
+    """Scrub records of every `dj_flows.*` logger as they are created.
+
+    A filter on the `dj_flows` logger alone would miss records of its children (`dj_flows.table`),
+    which propagate to handlers without passing their ancestors' filters; the record factory sees
+    them all. It chains to whatever factory was installed before.
+    """
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name == "dj_flows" or record.name.startswith("dj_flows."):
+            scrub(config, record)
+        return record
+
+    logging.setLogRecordFactory(factory)
 
 
 def _initial_config() -> Config:
@@ -302,3 +340,4 @@ def _initial_config() -> Config:
 
 config = _initial_config()
 logger.addFilter(SecretScrubber(config))
+_install_record_scrubbing(config)

@@ -1,0 +1,172 @@
+"""Engine core vs DataJoint 0.14.10 on MariaDB/MySQL, side by side in one process.
+
+Three workloads on the same small-row table (`id : int` / `a : int, b : double, c : varchar(16)`):
+  insert    insert N rows given as dicts, in one insert() call
+  fetch     fetch all N rows (numpy records), and as dicts
+  restrict  restrict by a primary-key dict and fetch1(), K times
+
+Each library gets its own freshly created database (dropped afterwards). Times are the best of
+`--repeat` runs; the ratio is dj-flows / DataJoint, so below 1.00 means dj-flows is faster.
+
+    /work/main/.venv/bin/python benchmarks/bench_core.py [--rows 100000] [--lookups 1000] [--repeat 3]
+
+MySQL comes from DJ_HOST / DJ_USER / DJ_PASS (default 127.0.0.1, root, empty password).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+
+DEFINITION = """
+# a small row
+id : int
+---
+a : int
+b : double
+c : varchar(16)
+"""
+
+
+def _rows(count: int) -> list[dict]:
+    return [{"id": i, "a": i % 1000, "b": i * 0.5, "c": f"name{i}"} for i in range(count)]
+
+
+def _best(action: Callable[[], object], repeat: int, reset: Callable[[], object] | None = None) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        if reset is not None:
+            reset()
+        start = time.perf_counter()
+        action()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _settings() -> tuple[str, int, str, str]:
+    return (
+        os.environ.get("DJ_HOST", "127.0.0.1"),
+        int(os.environ.get("DJ_PORT", "3306")),
+        os.environ.get("DJ_USER", "root"),
+        os.environ.get("DJ_PASS", ""),
+    )
+
+
+def setup_ours(database: str):
+    import dj_flows
+
+    host, port, user, password = _settings()
+    dj_flows.config.update(
+        {
+            "database.backend": "mysql",
+            "database.host": host,
+            "database.port": port,
+            "database.user": user,
+            "database.password": password,
+            "database.use_tls": False,
+            "safemode": False,
+        }
+    )
+    schema = dj_flows.Schema(database, {})
+
+    class Small(dj_flows.Manual):
+        definition = DEFINITION
+
+    schema(Small, context={})
+    return schema, Small
+
+
+def setup_theirs(database: str):
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import datajoint
+
+    host, port, user, password = _settings()
+    datajoint.config.update(
+        {
+            "database.host": f"{host}:{port}",
+            "database.user": user,
+            "database.password": password,
+            "database.use_tls": False,
+            "safemode": False,
+            "loglevel": "WARNING",
+        }
+    )
+    datajoint.conn(reset=True)
+    schema = datajoint.Schema(database, {})
+
+    class Small(datajoint.Manual):
+        definition = DEFINITION
+
+    schema(Small, context={})
+    return schema, Small
+
+
+def run(rows: int, lookups: int, repeat: int) -> list[tuple[str, float, float]]:
+    tag = uuid.uuid4().hex[:8]
+    ours_schema, Ours = setup_ours(f"djbench_{tag}_ours")
+    theirs_schema, Theirs = setup_theirs(f"djbench_{tag}_dj")
+    data = _rows(rows)
+    keys = [{"id": (i * 7919) % rows} for i in range(lookups)]
+    results = []
+    try:
+        for label, ours, theirs, reset_ours, reset_theirs in [
+            (
+                f"insert {rows:,} rows",
+                lambda: Ours.insert(data),
+                lambda: Theirs.insert(data),
+                lambda: Ours.delete_quick(),
+                lambda: Theirs.delete_quick(),
+            ),
+            (f"fetch {rows:,} rows (array)", lambda: Ours.fetch(), lambda: Theirs.fetch(), None, None),
+            (
+                f"fetch {rows:,} rows (dicts)",
+                lambda: Ours.fetch(as_dict=True),
+                lambda: Theirs.fetch(as_dict=True),
+                None,
+                None,
+            ),
+            (
+                f"restrict+fetch1 x{lookups:,}",
+                lambda: [(Ours & key).fetch1() for key in keys],
+                lambda: [(Theirs & key).fetch1() for key in keys],
+                None,
+                None,
+            ),
+            (
+                f"restrict+fetch attr x{lookups:,}",
+                lambda: [(Ours & key).fetch("c") for key in keys],
+                lambda: [(Theirs & key).fetch("c") for key in keys],
+                None,
+                None,
+            ),
+        ]:
+            t_theirs = _best(theirs, repeat, reset_theirs)
+            t_ours = _best(ours, repeat, reset_ours)
+            results.append((label, t_ours, t_theirs))
+        assert len(Ours()) == len(Theirs()) == rows
+        assert Ours.fetch(order_by="id", limit=3).tolist() == Theirs.fetch(order_by="id", limit=3).tolist()
+    finally:
+        ours_schema.drop(force=True)
+        theirs_schema.drop(force=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--lookups", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    results = run(args.rows, args.lookups, args.repeat)
+    print(f"{'workload':<32} {'dj-flows':>10} {'datajoint':>10} {'ratio':>7}")
+    for label, ours, theirs in results:
+        print(f"{label:<32} {ours:>9.3f}s {theirs:>9.3f}s {ours / theirs:>7.2f}")
+    print("ratio = dj-flows time / DataJoint 0.14.10 time (below 1.00: dj-flows is faster)")
+
+
+if __name__ == "__main__":
+    main()
