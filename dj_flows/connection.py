@@ -109,8 +109,9 @@ class Connection:
         return self._transaction_depth > 0
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A transaction; nested uses join the outermost one (its commit or rollback decides)."""
+    def transaction(self, *, read_committed: bool = False) -> Iterator[Connection]:
+        """A transaction; nested uses join the outermost one (its commit or rollback decides).
+        `read_committed`: every statement sees the latest commits (for re-checks after locking)."""
         if self._transaction_depth:
             self._transaction_depth += 1
             try:
@@ -118,6 +119,8 @@ class Connection:
             finally:
                 self._transaction_depth -= 1
             return
+        if read_committed and self.backend.read_committed_statement:
+            self.query(self.backend.read_committed_statement)
         self.query(self.backend.begin_statement)
         self._transaction_depth = 1
         try:

@@ -170,8 +170,12 @@ class Table(QueryExpression):
         if not normalized:
             return
         connection = self.connection
+        groups, pending = self._encode_rows(normalized, heading)  # uploads external objects first
         with connection.transaction():
-            groups = self._encode_rows(normalized, heading)
+            if pending:
+                from .stores.external import finish_external_insert
+
+                finish_external_insert(pending)
             for columns, values in groups.items():
                 sql = connection.backend.insert_statement(self.full_table_name, columns, mode, heading.primary_key)
                 try:
@@ -215,14 +219,16 @@ class Table(QueryExpression):
             row = {k: v for k, v in row.items() if k in heading}
         return row
 
-    def _encode_rows(self, rows: list[dict[str, Any]], heading: Heading) -> dict[tuple[str, ...], list[tuple]]:
-        """Validate and encode rows, grouped by the columns they give (defaults are left to the DB)."""
+    def _encode_rows(self, rows: list[dict[str, Any]], heading: Heading) -> tuple[dict[tuple[str, ...], list[tuple]], list]:
+        """Validate and encode rows, grouped by the columns they give (defaults are left to the DB).
+        Also returns the external objects still to be tracked inside the insert's transaction."""
         backend = self.connection.backend
         external = [a for a in heading if a.is_external]
+        pending: list = []
         if external:
             from .stores.external import encode_external_columns
 
-            encode_external_columns(self, external, rows)
+            pending = encode_external_columns(self, external, rows)
         groups: dict[tuple[str, ...], list[tuple]] = {}
         attributes = list(heading)
         for row in rows:
@@ -248,7 +254,7 @@ class Table(QueryExpression):
                 columns.append(name)
                 values.append(self._encode(attribute, value, backend) if not attribute.is_external else value)
             groups.setdefault(tuple(columns), []).append(tuple(values))
-        return groups
+        return groups, pending
 
     def _encode(self, attribute: Attribute, value: Any, backend: Any) -> Any:
         kind = attribute.kind
@@ -274,6 +280,10 @@ class Table(QueryExpression):
         return count if get_count else None
 
     def _delete_rows(self) -> int:
+        if any(a.is_external for a in self.heading):
+            from .stores.history import record_releases
+
+            record_releases(self)
         where, params = self._where_sql()
         cursor = self.connection.query(f"DELETE FROM {self.full_table_name}{where}", params)
         return cursor.rowcount
@@ -440,13 +450,17 @@ class Table(QueryExpression):
         if not updates:
             return
         backend = self.connection.backend
-        encoded = self._encode_rows([dict(key, **updates)], heading)
+        encoded, pending = self._encode_rows([dict(key, **updates)], heading)
         (columns, values), = encoded.items()
         assignments = [(c, v) for c, v in zip(columns, values[0]) if c in updates]
         sql = f"UPDATE {self.full_table_name} SET " + ", ".join(f"{backend.quote(c)} = {PH}" for c, _ in assignments)
         where = " AND ".join(f"{backend.quote(k)} = {PH}" for k in key)
         key_values = [backend.to_db(heading[k], encode_value(heading[k], key[k])) for k in key]
         with self.connection.transaction():
+            if pending:
+                from .stores.external import finish_external_insert
+
+                finish_external_insert(pending)
             self.connection.query(f"{sql} WHERE {where}", [v for _, v in assignments] + key_values)
 
 

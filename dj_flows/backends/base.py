@@ -78,6 +78,11 @@ class Backend(abc.ABC):
 
     begin_statement = "START TRANSACTION"
     lock_suffix = ""  # appended to SELECTs that must lock rows inside a transaction
+    read_committed_statement: str | None = None  # run before BEGIN where each read must see the latest commits
+
+    def older_than(self, column: str, seconds: int) -> str:
+        """SQL condition: the timestamp `column` is at least `seconds` old (by the server's clock)."""
+        raise NotImplementedError
 
     def limit_clause(self, limit: int | None, offset: int | None) -> str:
         if limit is None and not offset:

@@ -41,6 +41,10 @@ class MySQLBackend(Backend):
     lacks = frozenset()
     begin_statement = "START TRANSACTION WITH CONSISTENT SNAPSHOT"
     lock_suffix = " FOR UPDATE"
+    read_committed_statement = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+    def older_than(self, column: str, seconds: int) -> str:
+        return f"{self.quote(column)} <= NOW() - INTERVAL {int(seconds)} SECOND"
 
     # -- connecting ---------------------------------------------------------------------------
     def describe_target(self) -> str:
@@ -104,6 +108,8 @@ class MySQLBackend(Backend):
         if mode == "skip":
             first = self.quote(primary_key[0])
             sql += f" ON DUPLICATE KEY UPDATE {first}={first}"
+        elif mode == "touch":
+            sql += " ON DUPLICATE KEY UPDATE `timestamp`=CURRENT_TIMESTAMP"
         elif mode == "replace":
             updates = [c for c in columns if c not in primary_key] or [primary_key[0]]
             sql += " ON DUPLICATE KEY UPDATE " + ", ".join(

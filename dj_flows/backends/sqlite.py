@@ -73,6 +73,9 @@ class SQLiteBackend(Backend):
     begin_statement = "BEGIN IMMEDIATE"
     lock_suffix = ""
 
+    def older_than(self, column: str, seconds: int) -> str:
+        return f"{self.quote(column)} <= strftime('%Y-%m-%d %H:%M:%S', 'now', 'localtime', '-{int(seconds)} seconds')"
+
     # -- connecting ---------------------------------------------------------------------------
     @property
     def path(self) -> str:
@@ -131,6 +134,9 @@ class SQLiteBackend(Backend):
             sql = f"INSERT INTO {table} ({names}) SELECT * FROM ({source}) AS {self.quote('$insert')} WHERE 1=1"
         if mode == "skip":
             sql += " ON CONFLICT DO NOTHING"
+        elif mode == "touch":
+            conflict = ", ".join(self.quote(k) for k in primary_key)
+            sql += f" ON CONFLICT ({conflict}) DO UPDATE SET \"timestamp\" = strftime('%Y-%m-%d %H:%M:%S', 'now', 'localtime')"
         elif mode == "replace":
             updates = [c for c in columns if c not in primary_key]
             conflict = ", ".join(self.quote(k) for k in primary_key)
@@ -185,7 +191,7 @@ class SQLiteBackend(Backend):
         elif info.kind == "enum":
             checks.append(f"{name} IN (" + ", ".join(string_literal(v, False) for v in info.enum_values) + ")")
         elif info.kind == "json":
-            checks.append(f"json_valid({name})")
+            checks.append(f"{name} IS NULL OR json_valid({name})")  # json_valid(NULL) is 0 before 3.45
         elif info.kind in ("uuid", "filepath") or (info.kind in ("blob", "attach") and info.store):
             checks.append(f"length({name}) = 16")
         return checks
