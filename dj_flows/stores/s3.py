@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import StoreError
 from .layout import location_prefix
 from .spec import StoreSpec
 from .store import AsyncFsspecStore, transfer_concurrency
@@ -69,13 +70,21 @@ class S3Store(AsyncFsspecStore):
             "secret": self.spec.secret_key,
             "use_listings_cache": False,
             "skip_instance_cache": True,
+            # concurrency is across objects (bulk calls); per-object range concurrency would
+            # cost every get a HEAD request first
+            "max_concurrency": 1,
         }
         settings.update(options)
         return s3fs.S3FileSystem(client_kwargs=client, config_kwargs=config, **settings)
 
     def _prepare(self) -> None:
         """Fail at first use if the endpoint is unreachable or the bucket does not exist."""
-        self.fs.call_s3("head_bucket", Bucket=self.spec.bucket)
+        try:
+            self.fs.call_s3("head_bucket", Bucket=self.spec.bucket)
+        except FileNotFoundError as exc:  # HEAD has no body: a bare 404, not NoSuchBucket
+            raise StoreError(
+                f"{self.describe()}: bucket {self.spec.bucket!r} does not exist"
+            ) from exc
 
     def _delete_many(self, paths: list[str]) -> dict[str, BaseException]:
         fs = self.fs

@@ -106,6 +106,8 @@ class DelayProxy:
                 )
             finally:
                 target_w.close()
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (asyncio logs a cancelled connection handler as an error)
         finally:
             self.active -= 1
             client_w.close()
