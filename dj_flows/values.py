@@ -11,6 +11,7 @@ import datetime
 import decimal
 import json
 import math
+import re
 import uuid
 from typing import Any
 
@@ -19,10 +20,18 @@ import numpy as np
 from .errors import DataValueError
 from .heading import Attribute
 
+FSP = re.compile(r"\((\d)\)")
+TIME_TEXT = re.compile(r"(-)?(\d{1,3}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,6}))?)?")
+MAX_TIME = datetime.timedelta(hours=838, minutes=59, seconds=59)
+
 
 def to_python(value: Any) -> Any:
     """numpy scalars -> Python scalars (drivers cannot bind numpy types)."""
     if isinstance(value, np.generic):
+        if isinstance(value, np.datetime64):  # .item() of a [ns] value is an int, not a datetime
+            return value.astype("datetime64[us]").item()
+        if isinstance(value, np.timedelta64):
+            return value.astype("timedelta64[us]").item()
         return value.item()
     return value
 
@@ -42,6 +51,10 @@ def _json_default(value: Any) -> Any:
 def is_missing(attribute: Attribute, value: Any) -> bool:
     """DataJoint's rule: None, and NaN or '' for numeric attributes, mean 'use the default'."""
     if value is None:
+        return True
+    if isinstance(value, np.datetime64 | np.timedelta64) and np.isnat(value):
+        return True
+    if type(value).__name__ == "NaTType":  # pandas.NaT in a DataFrame's datetime column
         return True
     if attribute.numeric:
         if isinstance(value, str) and value == "":
@@ -113,6 +126,8 @@ def encode_value(attribute: Attribute, value: Any) -> Any:
             value = str(value)
         if not isinstance(value, str):
             raise _fail(attribute, value, "a string")
+        if kind == "string" and attribute.type.declared.startswith("char("):
+            value = value.rstrip(" ")  # MySQL's CHAR drops trailing spaces; make every backend agree
         if "\x00" in value and kind == "enum":
             raise _fail(attribute, value, "one of " + ", ".join(attribute.type.enum_values))
         if kind == "string" and attribute.type.length is not None and len(value) > attribute.type.length:
@@ -137,13 +152,53 @@ def encode_value(attribute: Attribute, value: Any) -> Any:
     if kind in ("date", "datetime", "timestamp"):
         return _encode_temporal(attribute, value)
     if kind == "time":
-        if isinstance(value, datetime.timedelta | datetime.time):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return datetime.timedelta(seconds=value)
-        if isinstance(value, str):
-            return value
+        return _encode_time(attribute, value)
+    return value
+
+
+def _fsp(attribute: Attribute) -> int:
+    """The declared fractional-second digits of a temporal type: `datetime(3)` -> 3, `time` -> 0."""
+    match = FSP.search(attribute.type.declared)
+    return int(match.group(1)) if match else 0
+
+
+def _truncate_micro(microseconds: int, fsp: int) -> int:
+    """Drop the digits the column cannot hold, as MariaDB does (so every backend stores the same)."""
+    step = 10 ** (6 - fsp)
+    return microseconds - microseconds % step
+
+
+def _encode_time(attribute: Attribute, value: Any) -> datetime.timedelta:
+    if isinstance(value, datetime.time):
+        value = datetime.timedelta(
+            hours=value.hour, minutes=value.minute, seconds=value.second, microseconds=value.microsecond
+        )
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise _fail(attribute, value, "a finite number of seconds")
+        value = datetime.timedelta(seconds=value)
+    elif isinstance(value, str):
+        match = TIME_TEXT.fullmatch(value.strip())
+        if not match:
+            raise _fail(attribute, value, "a time as [-]H:MM[:SS[.ffffff]]")
+        sign, hours, minutes, seconds, fraction = match.groups()
+        if int(minutes) > 59 or int(seconds or 0) > 59:
+            raise _fail(attribute, value, "a time as [-]H:MM[:SS[.ffffff]]")
+        value = datetime.timedelta(
+            hours=int(hours), minutes=int(minutes), seconds=int(seconds or 0),
+            microseconds=int((fraction or "0").ljust(6, "0")),
+        )
+        value = -value if sign else value
+    if not isinstance(value, datetime.timedelta):
         raise _fail(attribute, value, "a time or timedelta")
+    if abs(value) >= MAX_TIME + datetime.timedelta(seconds=1):
+        raise _fail(attribute, value, "a time within ±838:59:59")
+    fsp = _fsp(attribute)
+    if fsp < 6 and value.microseconds:
+        negative = value < datetime.timedelta(0)
+        whole = abs(value)
+        whole -= datetime.timedelta(microseconds=whole.microseconds - _truncate_micro(whole.microseconds, fsp))
+        value = -whole if negative else whole
     return value
 
 
@@ -166,7 +221,12 @@ def _encode_temporal(attribute: Attribute, value: Any) -> Any:
             return value
         raise _fail(attribute, value, "a date")
     if isinstance(value, datetime.datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone().replace(tzinfo=None)
+        if value.tzinfo is not None:
+            value = value.astimezone().replace(tzinfo=None)
+        fsp = _fsp(attribute)
+        if fsp < 6 and value.microsecond:
+            value = value.replace(microsecond=_truncate_micro(value.microsecond, fsp))
+        return value
     if isinstance(value, datetime.date):
         return datetime.datetime(value.year, value.month, value.day)
     raise _fail(attribute, value, "a datetime")
