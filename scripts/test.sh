@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test,dask
-.venv/bin/ruff check dj_flows tests benchmarks flows scripts
+lint=()
+for path in dj_flows tests benchmarks flows scripts; do [ -e "$path" ] && lint+=("$path"); done
+.venv/bin/ruff check "${lint[@]}"
 exec .venv/bin/python -m pytest "$@"
