@@ -68,7 +68,7 @@ class Store:
 
     def __init__(self, spec: StoreSpec) -> None:
         self.spec = spec
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # guards the first-use check and client creation
         self._ready_pid: int | None = None
 
     # -- construction ---------------------------------------------------------------------------
@@ -357,8 +357,10 @@ class FsspecStore(Store):
     def fs(self) -> Any:
         """The fsspec filesystem (rebuilt in a forked child, whose parent's client is unusable)."""
         if self._fs is None or self._fs_pid != os.getpid():
-            self._fs = self._make_filesystem()
-            self._fs_pid = os.getpid()
+            with self._lock:
+                if self._fs is None or self._fs_pid != os.getpid():
+                    self._fs = self._make_filesystem()
+                    self._fs_pid = os.getpid()
         return self._fs
 
     def _make_filesystem(self) -> Any:
