@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections.abc
 import logging
 import sys
+import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -392,32 +393,46 @@ class Table(QueryExpression):
         nodes = self.connection.dependencies.ancestors(self.node)
         return [FreeTable(self.connection, *n) if as_objects else _name(n) for n in nodes]
 
-    def describe(self, printout: bool = False) -> str:
-        """The definition text, reconstructed from the database."""
+    def describe(self, context: Mapping[str, Any] | None = None, printout: bool = False) -> str:
+        """The definition text, reconstructed from the database.
+
+        Parents are named as `context` (by default the caller's namespace) knows them, e.g.
+        `upstream.Lab` for a class reached through a module; otherwise by class name within this
+        schema and `schema.Class` outside it. Indexes follow the attributes, except those that only
+        back a foreign key (a unique one makes it `-> [unique] Parent`)."""
+        if context is None:
+            frame = sys._getframe(1)
+            context = {**frame.f_globals, **frame.f_locals}
+            del frame
         heading = self.heading
-        edges = [e for e in self.connection.dependencies.parents(self.node) if not e.parent[1].startswith("~")]
-        covered: dict[str, Any] = {}
-        for edge in edges:
-            first = next(iter(edge.attr_map))
-            covered.setdefault(first, []).append(edge)
-        in_fk = {name for edge in edges for name in edge.attr_map}
+        connection = self.connection
+        edges = [e for e in connection.dependencies.parents(self.node) if not e.parent[1].startswith("~")]
+        indexes = connection.backend.indexes(connection._cursor(), self.database, self.table_name)
+        names = _class_names(context)
         lines = [f"# {heading.table_comment}"] if heading.table_comment else []
+        seen: set[str] = set()
+        pending = list(edges)
+        in_fk = {name for edge in edges for name in edge.attr_map}
         separator_done = False
         for attribute in heading:
             if not attribute.in_key and not separator_done:
                 lines.append("---")
                 separator_done = True
-            for edge in covered.get(attribute.name, []):
-                parent_schema, parent_table = edge.parent
-                name = to_camel_case(split_part(parent_table)[0] if split_part(parent_table) else parent_table)
-                if split_part(parent_table):
-                    name += "." + to_camel_case(split_part(parent_table)[1])
-                if parent_schema != self.database:
-                    name = f"{parent_schema}.{name}"
+            seen.add(attribute.name)
+            for edge in [e for e in pending if set(e.attr_map) <= seen]:
+                pending.remove(edge)
+                options = ["nullable"] if any(heading[c].nullable for c in edge.attr_map) else []
+                fk_columns = tuple(edge.attr_map)
+                for index in indexes:
+                    if index[0] == fk_columns:
+                        indexes.remove(index)
+                        if index[1]:
+                            options.append("unique")
+                        break
                 renames = {c: p for c, p in edge.attr_map.items() if c != p}
-                nullable = "[nullable] " if heading[attribute.name].nullable else ""
                 proj = "" if not renames else ".proj(" + ", ".join(f"{c}='{p}'" for c, p in renames.items()) + ")"
-                lines.append(f"-> {nullable}{name}{proj}")
+                props = f"[{', '.join(options)}] " if options else ""
+                lines.append(f"-> {props}{self._parent_name(edge.parent, names)}{proj}")
             if attribute.name in in_fk:
                 continue
             default = ""
@@ -430,10 +445,20 @@ class Table(QueryExpression):
             lines.append(f"{attribute.name}{default} : {declared}{comment}")
         if not separator_done:
             lines.append("---")
+        for columns, unique in indexes:
+            lines.append(f"{'unique ' if unique else ''}index ({', '.join(columns)})")
         text = "\n".join(lines) + "\n"
         if printout:
             print(text)
         return text
+
+    def _parent_name(self, parent: tuple[str, str], names: dict[tuple[str, str], str]) -> str:
+        if parent in names:
+            return names[parent]
+        parent_schema, parent_table = parent
+        parts = split_part(parent_table)
+        name = to_camel_case(parts[0]) + "." + to_camel_case(parts[1]) if parts else to_camel_case(parent_table)
+        return name if parent_schema == self.database else f"{parent_schema}.{name}"
 
     def update1(self, row: Mapping[str, Any]) -> None:
         """Update secondary attributes of one existing row, identified by its full primary key."""
@@ -474,6 +499,31 @@ class FreeTable(Table):
 
     def __repr__(self) -> str:
         return f"FreeTable({self.database}.{self.table_name})\n" + super().__repr__()
+
+
+def _class_names(context: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """(schema, table) -> the name under which `context` reaches a table class: `Name`, or
+    `module.Name` one level down (DataJoint's lookup), and `Master.Part` for parts."""
+    found: dict[tuple[str, str], str] = {}
+
+    def visit(value: Any, name: str) -> None:
+        if isinstance(value, type) and issubclass(value, Table) and value.__dict__.get("_table_name") is not None:
+            node = (value.database, value._table_name)
+            found.setdefault(node, name)
+            for part in getattr(value, "parts_of", lambda: [])():
+                if part.__dict__.get("_table_name") is not None:
+                    found.setdefault((part.database, part._table_name), f"{name}.{part.__name__}")
+
+    for name, value in context.items():
+        if name.startswith("_") or not name.isidentifier():
+            continue
+        if isinstance(value, type):
+            visit(value, name)
+        elif isinstance(value, types.ModuleType):
+            for member, inner in vars(value).items():
+                if isinstance(inner, type) and not member.startswith("_"):
+                    visit(inner, f"{name}.{member}")
+    return found
 
 
 def _name(node: tuple[str, str]) -> str:

@@ -122,6 +122,11 @@ class Backend(abc.ABC):
         """Introspect a table's heading and comment; None when it does not exist."""
 
     @abc.abstractmethod
+    def indexes(self, cursor: Any, schema: str, table: str) -> list[tuple[tuple[str, ...], bool]]:
+        """The secondary indexes of a table as (attributes, unique), in declaration order; indexes
+        the backend made by itself for foreign keys are left out where it can tell them apart."""
+
+    @abc.abstractmethod
     def foreign_keys(self, cursor: Any) -> list[ForeignKeyEdge]:
         """Every foreign key the server knows of (across schemas)."""
 

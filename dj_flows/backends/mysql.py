@@ -236,6 +236,18 @@ class MySQLBackend(Backend):
             comment=comment,
         )
 
+    def indexes(self, cursor: Any, schema: str, table: str) -> list[tuple[tuple[str, ...], bool]]:
+        cursor.execute(
+            "SELECT index_name, non_unique, column_name FROM information_schema.statistics "
+            "WHERE table_schema = %s AND table_name = %s AND index_name != 'PRIMARY' "
+            "ORDER BY index_name, seq_in_index",
+            (schema, table),
+        )
+        grouped: dict[str, tuple[list[str], bool]] = {}
+        for name, non_unique, column in cursor.fetchall():
+            grouped.setdefault(name, ([], not int(non_unique)))[0].append(column)
+        return [(tuple(columns), unique) for columns, unique in grouped.values()]
+
     def foreign_keys(self, cursor: Any) -> list[ForeignKeyEdge]:
         cursor.execute(
             "SELECT table_schema, table_name, constraint_name, column_name, "

@@ -63,6 +63,12 @@ STORAGE = {
 TIME_TEXT = re.compile(r"^(-)?(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")
 
 
+def _index_order(item: tuple[str, tuple, bool]) -> tuple[int, str]:
+    """Declared indexes are named "schema.table$<number>": sort them by that number."""
+    number = item[0].rpartition("$")[2]
+    return (int(number), "") if number.isdigit() else (1 << 30, item[0])
+
+
 def _mysql_concat(*args: Any) -> Any:
     return None if any(a is None for a in args) else "".join(str(a) for a in args)
 
@@ -262,6 +268,18 @@ class SQLiteBackend(Backend):
             return None
         attributes = [Attribute.from_dict(a) for a in json.loads(row[1])]
         return TableInfo(Heading(attributes, row[0]), row[0])
+
+    def indexes(self, cursor: Any, schema: str, table: str) -> list[tuple[tuple[str, ...], bool]]:
+        ref = self.table_ref(schema, table)
+        cursor.execute(f"PRAGMA index_list({ref})")
+        found = []
+        for _seq, name, unique, origin, *_ in cursor.fetchall():
+            if origin == "pk" or "$fk_" in name:  # the primary key, or our index for a foreign key
+                continue
+            cursor.execute(f"PRAGMA index_info({self.quote(name)})")
+            columns = tuple(column for _rank, _cid, column in sorted(cursor.fetchall()))
+            found.append((name, columns, bool(unique)))
+        return [(columns, unique) for _name, columns, unique in sorted(found, key=_index_order)]
 
     def foreign_keys(self, cursor: Any) -> list[ForeignKeyEdge]:
         cursor.execute('SELECT schema, name FROM "~dj_tables"')
