@@ -140,10 +140,25 @@ class Schema:
             raise DataJointError(f"@schema decorates table classes (Manual, Lookup, Imported, Computed), not {cls!r}")
         if issubclass(cls, Part):
             raise DataJointError(f"part table {cls.__name__} must be nested inside its master, not decorated")
-        self._decorate(cls, {**context, cls.__name__: cls})
+        declared: list[UserTable] = []
+        try:
+            self._decorate(cls, {**context, cls.__name__: cls}, declared)
+        except BaseException:
+            self._undeclare(declared)
+            raise
         return cls
 
-    def _decorate(self, cls: type, context: dict[str, Any]) -> None:
+    def _undeclare(self, declared: list[UserTable]) -> None:
+        """Drop the tables this decoration declared before it failed (a part's error, bad Lookup
+        contents), so nothing half-declared is left behind."""
+        for table in reversed(declared):
+            try:
+                table.drop_quick()
+                self.log(f"Dropped {table.full_table_name} (its declaration failed)")
+            except DataJointError as error:  # pragma: no cover - reported, the original error wins
+                logger.warning("could not drop %s after a failed declaration: %s", table.full_table_name, error)
+
+    def _decorate(self, cls: type, context: dict[str, Any], declared: list[UserTable]) -> None:
         cls.database = self.database
         cls._connection = self.connection
         cls._heading = None
@@ -152,6 +167,7 @@ class Schema:
         instance = cls()
         if self.create_tables and not instance.is_declared:
             instance.declare(context)
+            declared.append(instance)
             self.log(f"Declared {instance.full_table_name}")
         elif not instance.is_declared:
             raise DataJointError(f"table {cls.__name__} is not declared and create_tables=False")
@@ -163,7 +179,7 @@ class Schema:
             part.master = cls
             part_context = {**context, "master": cls, cls.__name__: cls}
             part_context.update({name: value for name, value in vars(cls).items() if isinstance(value, type)})
-            self._decorate(part, part_context)
+            self._decorate(part, part_context, declared)
 
     # -- whole-schema operations ----------------------------------------------------------------
     def list_tables(self) -> list[str]:

@@ -11,6 +11,7 @@ import collections.abc
 import logging
 import sys
 import types
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -182,7 +183,68 @@ class Table(QueryExpression):
                 try:
                     connection.query(sql, values, many=True)
                 except (DuplicateError, IntegrityError, DataValueError, MissingAttributeError) as error:
-                    raise type(error)(f"insert into {self.database}.{self.table_name}: {error}") from None
+                    detail = self._diagnose(error, columns, values)
+                    raise type(error)(f"insert into {self.database}.{self.table_name}: {detail}{error}") from None
+
+    def _diagnose(self, error: DataJointError, columns: tuple[str, ...], values: list[tuple]) -> str:
+        """Name the row at fault after the database refused a batch (the driver does not say which):
+        a key given twice, a key already stored, or a foreign key with no parent row."""
+        try:
+            if isinstance(error, DuplicateError):
+                return self._duplicate_detail(columns, values)
+            if isinstance(error, IntegrityError):
+                return self._orphan_detail(columns, values)
+        except DataJointError:  # the diagnosis is a courtesy: never mask the original error
+            pass
+        return ""
+
+    def _existing(self, table: str, names: list[str], tuples: list[tuple]) -> set[tuple]:
+        """Which of `tuples` (encoded values of `names`) exist in `table`, asked in chunks."""
+        backend, found = self.connection.backend, set()
+        quoted = [backend.quote(n) for n in names]
+        for start in range(0, len(tuples), 500):
+            chunk = tuples[start : start + 500]
+            where = " OR ".join("(" + " AND ".join(f"{q} = {PH}" for q in quoted) + ")" for _ in chunk)
+            sql = f"SELECT {', '.join(quoted)} FROM {table} WHERE {where}"
+            found.update(tuple(r) for r in self.connection.query(sql, [v for t in chunk for v in t]).fetchall())
+        return found
+
+    def _duplicate_detail(self, columns: tuple[str, ...], values: list[tuple]) -> str:
+        key = self.heading.primary_key
+        if not set(key) <= set(columns):
+            return ""
+        positions = [columns.index(k) for k in key]
+        seen: set[tuple] = set()
+        for row in values:
+            item = tuple(row[i] for i in positions)
+            if item in seen:
+                return f"the key {_shown_key(key, item)} appears twice in the inserted rows; "
+            seen.add(item)
+        existing = self._existing(self.full_table_name, key, list(seen))
+        for row in values:
+            item = tuple(row[i] for i in positions)
+            if item in existing or tuple(_normalized(v) for v in item) in existing:
+                return f"the key {_shown_key(key, item)} already exists (use skip_duplicates=True to skip it); "
+        return "a unique index already holds one of the values; "
+
+    def _orphan_detail(self, columns: tuple[str, ...], values: list[tuple]) -> str:
+        connection = self.connection
+        for edge in connection.dependencies.parents(self.node):
+            children = list(edge.attr_map)
+            if not set(children) <= set(columns) or edge.parent[1].startswith("~"):
+                continue
+            positions = [columns.index(c) for c in children]
+            wanted = list(dict.fromkeys(
+                tuple(row[i] for i in positions) for row in values if all(row[i] is not None for i in positions)
+            ))
+            parent_ref = connection.backend.table_ref(*edge.parent)
+            existing = self._existing(parent_ref, list(edge.attr_map.values()), wanted)
+            existing |= {tuple(_normalized(v) for v in t) for t in existing}
+            for item in wanted:
+                if item not in existing and tuple(_normalized(v) for v in item) not in existing:
+                    return (f"no row of the parent {edge.parent[0]}.{edge.parent[1]} matches "
+                            f"{_shown_key(children, item)}; ")
+        return ""
 
     def _insert_from_query(self, query: QueryExpression, mode: str, ignore_extra_fields: bool) -> None:
         heading = self.heading
@@ -253,7 +315,15 @@ class Table(QueryExpression):
                         )
                     continue
                 columns.append(name)
-                values.append(self._encode(attribute, value, backend) if not attribute.is_external else value)
+                if attribute.is_external:
+                    values.append(value)
+                    continue
+                try:
+                    values.append(self._encode(attribute, value, backend))
+                except DataJointError as error:
+                    raise type(error)(
+                        f"insert into {self.database}.{self.table_name}, row {_short_key(row, heading)}: {error}"
+                    ) from None
             groups.setdefault(tuple(columns), []).append(tuple(values))
         return groups, pending
 
@@ -269,10 +339,7 @@ class Table(QueryExpression):
             return encode_internal(*read_attachment(value, attribute.name))
         if kind == "native":
             return value
-        try:
-            return backend.to_db(attribute, encode_value(attribute, value))
-        except DataValueError as error:
-            raise DataValueError(f"insert into {self.table_name!r}: {error}") from None
+        return backend.to_db(attribute, encode_value(attribute, value))
 
     # -- delete ---------------------------------------------------------------------------------
     def delete_quick(self, get_count: bool = False) -> int | None:
@@ -533,6 +600,21 @@ def _name(node: tuple[str, str]) -> str:
 def _short_key(row: Mapping[str, Any], heading: Heading) -> str:
     key = {k: row[k] for k in heading.primary_key if k in row}
     text = repr(key)
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+def _normalized(value: Any) -> Any:
+    """A database value in a comparable form (MySQL returns bytes where we sent bytearray, etc.)."""
+    return bytes(value) if isinstance(value, bytearray | memoryview) else value
+
+
+def _shown_key(names: Iterable[str], values: Iterable[Any]) -> str:
+    shown = {}
+    for name, value in zip(names, values):
+        if isinstance(value, bytes | bytearray) and len(value) == 16:
+            value = uuid.UUID(bytes=bytes(value))
+        shown[name] = value
+    text = repr(shown)
     return text if len(text) < 200 else text[:197] + "..."
 
 

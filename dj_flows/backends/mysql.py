@@ -105,15 +105,16 @@ class MySQLBackend(Backend):
             sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([PH] * len(columns))})"
         else:
             sql = f"INSERT INTO {table} ({names}) SELECT * FROM ({source}) AS {self.quote('$insert')}"
+        # columns are qualified by the table: in INSERT ... SELECT a bare name would be ambiguous
         if mode == "skip":
-            first = self.quote(primary_key[0])
+            first = f"{table}.{self.quote(primary_key[0])}"
             sql += f" ON DUPLICATE KEY UPDATE {first}={first}"
         elif mode == "touch":
             sql += " ON DUPLICATE KEY UPDATE `timestamp`=CURRENT_TIMESTAMP"
         elif mode == "replace":
             updates = [c for c in columns if c not in primary_key] or [primary_key[0]]
             sql += " ON DUPLICATE KEY UPDATE " + ", ".join(
-                f"{self.quote(c)}=VALUES({self.quote(c)})" for c in updates
+                f"{table}.{self.quote(c)}=VALUES({self.quote(c)})" for c in updates
             )
         return sql
 
