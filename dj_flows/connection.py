@@ -4,6 +4,10 @@ A `Connection` owns a backend and a raw DB-API connection. It is the only place 
 it finalizes the engine's placeholders, translates driver errors into the engine's error family, and
 reconnects once when the link was lost outside a transaction (inside one, the transaction is gone,
 so it raises `LostConnectionError` for the caller to retry the whole unit of work).
+
+The raw link and the transaction depth belong to the calling thread in the calling process: table
+classes share one `Connection`, so threads (populate workers, Prefect task threads) each get their
+own link from it, and a forked child never touches (or closes) the link it inherited.
 """
 
 from __future__ import annotations
@@ -41,12 +45,34 @@ class Connection:
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         settings = dict(settings) if settings is not None else {k: config[k] for k in CONNECTION_KEYS}
         self.backend: Backend = make_backend(settings)
-        self._raw: Any = None
-        self._transaction_depth = 0
+        self._link = _Link()
         self._table_info: dict[tuple[str, str], TableInfo | None] = {}
         self._dependencies: Any = None
         self.schemas: dict[str, Any] = {}
         self.connect()
+
+    # -- per-thread link -----------------------------------------------------------------------
+    @property
+    def _raw(self) -> Any:
+        link = self._link
+        if link.pid != os.getpid():  # forked: the parent's link is not ours to use or to close
+            _inherited.append(link.raw)
+            link.raw, link.depth, link.pid = None, 0, os.getpid()
+        return link.raw
+
+    @_raw.setter
+    def _raw(self, value: Any) -> None:
+        self._raw  # noqa: B018 - settles a link inherited through fork first
+        self._link.raw = value
+
+    @property
+    def _transaction_depth(self) -> int:
+        return self._link.depth if self._link.pid == os.getpid() else 0
+
+    @_transaction_depth.setter
+    def _transaction_depth(self, value: int) -> None:
+        self._raw  # noqa: B018
+        self._link.depth = value
 
     # -- lifecycle ------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -76,8 +102,8 @@ class Connection:
         for attempt in (1, 2):
             if self._raw is None:
                 self.connect()
-            cursor = self._raw.cursor()
             try:
+                cursor = self._raw.cursor()  # a closed link fails here already (SQLite)
                 if many:
                     cursor.executemany(final_sql, params)
                 else:
@@ -204,6 +230,18 @@ class _TranslatingCursor:
     def fetchone(self) -> tuple | None:
         return self._cursor.fetchone()
 
+
+class _Link(threading.local):
+    """One thread's raw DB-API connection and transaction depth, in the process that opened it."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.raw: Any = None
+        self.depth = 0
+
+
+_inherited: list[Any] = []  # links a forked child inherited: kept (never closed) so that no
+# finalizer sends a goodbye on the parent's session or drops the parent's SQLite locks
 
 _local = threading.local()
 
