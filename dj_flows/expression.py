@@ -397,6 +397,25 @@ class QueryExpression:
     def keys(self, **kwargs: Any) -> list[dict]:
         return self.fetch("KEY", **kwargs)
 
+    # -- export (dj_flows/export.py) ------------------------------------------------------------
+    def to_arrow(self, **kwargs: Any) -> Any:
+        """The rows as a pyarrow Table, read in bounded record batches (see dj_flows.export)."""
+        from .export import to_arrow
+
+        return to_arrow(self, **kwargs)
+
+    def to_pandas(self, **kwargs: Any) -> Any:
+        """The rows as a DataFrame; arrays keep their dtype and shape (see dj_flows.export)."""
+        from .export import to_pandas
+
+        return to_pandas(self, **kwargs)
+
+    def to_batches(self, **kwargs: Any) -> Any:
+        """An iterator of pyarrow RecordBatches in primary-key order (see dj_flows.export)."""
+        from .export import to_batches
+
+        return to_batches(self, **kwargs)
+
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
         from .preview import preview

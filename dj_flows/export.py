@@ -1,0 +1,295 @@
+"""Export query results to Arrow, pandas and Parquet, streaming in record batches.
+
+    table = dj.export.to_arrow(query)              # or query.to_arrow()
+    frame = dj.export.to_pandas(query)             # or query.to_pandas(): arrays keep their shapes
+    for batch in dj.export.to_batches(query): ...  # bounded memory, any result size
+    dj.export.to_parquet(query, "s3://bucket/run.parquet", storage_options={...})
+    dj.export.to_parquet(query, "exports/run", store="shared", partition_by=["subject_id"])
+    dj.export.read_provenance(url); dj.import_parquet(url, Table)
+
+Rows are read page by page along the primary key (export_paging.py) and each page becomes one
+record batch (export_columns.py); nothing holds more than about one batch (`batch_bytes`, 64 MiB by
+default). Column types follow the declared types; blob columns take the layout their values need
+(export_layout.py). That layout is decided from the first page: if a later page needs a wider one
+(an array of another shape, say), `to_parquet`, `to_arrow` and `to_pandas` start over with the wider
+layout, which they do at most a few times; `to_batches`, whose earlier batches are already out,
+raises ExportLayoutError naming the column and the `layouts=` hint that avoids it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from . import export_provenance as provenance
+from .errors import DataJointError
+from .export_columns import Column
+from .export_layout import BLOB, Layout, decode
+from .export_paging import pages
+
+DEFAULT_BATCH_BYTES = 64 << 20
+MAX_RESTARTS = 4
+LAYOUT_HINTS = ("blob", "variable")
+
+__all__ = [
+    "DEFAULT_BATCH_BYTES",
+    "ExportLayoutError",
+    "Exporter",
+    "import_parquet",
+    "read_provenance",
+    "to_arrow",
+    "to_batches",
+    "to_pandas",
+    "to_parquet",
+]
+
+
+class ExportLayoutError(DataJointError):
+    """A page needs a wider column layout than the batches already handed out."""
+
+    def __init__(self, message: str, layouts: Mapping[str, Layout]) -> None:
+        super().__init__(message)
+        self.layouts = dict(layouts)
+
+
+class Exporter:
+    """One pass over a query, producing record batches of one schema."""
+
+    def __init__(
+        self,
+        query: Any,
+        *,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        batch_rows: int | None = None,
+        attachment_bytes: bool = False,
+        layouts: Mapping[str, str | Layout | dict] | None = None,
+    ) -> None:
+        from .expression import _as_expression
+
+        self.query = _as_expression(query)
+        if batch_bytes < 1 or (batch_rows is not None and batch_rows < 1):
+            raise DataJointError("export: batch_bytes and batch_rows must be positive")
+        self.batch_bytes = batch_bytes
+        self.batch_rows = batch_rows
+        self.started = datetime.datetime.now(datetime.timezone.utc)
+        self.rows = 0
+        self.columns: list[Column] = []
+        self.hints: dict[str, str] = {}
+        given = dict(layouts or {})
+        unknown = [name for name in given if name not in self.query.heading]
+        if unknown:
+            raise DataJointError(
+                f"export: layouts given for {unknown}, which are not attributes of the query"
+            )
+        for attribute in self.query.heading:
+            hint = given.get(attribute.name)
+            layout = None
+            if isinstance(hint, str):
+                if hint not in LAYOUT_HINTS:
+                    raise DataJointError(
+                        f"export: layout hint for {attribute.name!r} must be one of {LAYOUT_HINTS} or a Layout, got {hint!r}"
+                    )
+                self.hints[attribute.name] = hint
+                layout = BLOB if hint == "blob" else None
+            elif isinstance(hint, dict):
+                layout = Layout.from_dict(hint)
+            elif isinstance(hint, Layout):
+                layout = hint
+            column = Column(self.query, attribute, attachment_bytes=attachment_bytes, layout=layout)
+            if hint is not None and not column.needs_layout:
+                raise DataJointError(
+                    f"export: attribute {attribute.name!r} ({attribute.type.declared}) has a fixed type; layouts apply to blob and computed columns"
+                )
+            self.columns.append(column)
+        self.emitted = False
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([c.field() for c in self.columns])
+
+    def layouts(self) -> dict[str, Layout]:
+        return {c.name: c.layout for c in self.columns if c.needs_layout and c.layout is not None}
+
+    def provenance(self, extra: dict | None = None) -> dict[str, Any]:
+        return provenance.build(
+            self.query, self.schema(), row_count=self.rows, started=self.started, extra=extra
+        )
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Record batches, one per page; ExportLayoutError if a page no longer fits the schema."""
+        for holder in pages(
+            self.query, self.names, target_bytes=self.batch_bytes, batch_rows=self.batch_rows
+        ):
+            page = holder.pop()
+            batch = self._convert(page)
+            del page
+            self.rows += batch.num_rows
+            self.emitted = True
+            yield batch
+            del batch  # hold no batch while the next page is read and converted
+
+    def _convert(self, page: list[list]) -> pa.RecordBatch:
+        states = []
+        wider: dict[str, Layout] = {}
+        for column, values in zip(self.columns, page):
+            layout, state = column.observe(values)
+            states.append(state)
+            if layout is not None:
+                layout = self._hinted(column, layout)
+                if layout != column.layout:
+                    wider[column.name] = layout
+        if wider and self.emitted:
+            names = ", ".join(f"{n!r} -> {layout.kind}" for n, layout in wider.items())
+            raise ExportLayoutError(
+                f"export: after {self.rows} rows, column(s) {names} need a wider layout than the "
+                f"batches already written; pass layouts={{name: 'variable' or 'blob'}} to fix it up front",
+                wider,
+            )
+        for column in self.columns:
+            if column.name in wider:
+                column.layout = wider[column.name]
+        arrays = []
+        for i, column in enumerate(self.columns):
+            arrays.append(column.array(page[i], states[i]))
+            page[i] = None  # the raw values of this column are no longer needed
+            states[i] = None
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema())
+
+    def _hinted(self, column: Column, layout: Layout) -> Layout:
+        if self.hints.get(column.name) == "variable" and layout.kind == "tensor":
+            return Layout("var_tensor", dtype=layout.dtype, ndim=len(layout.shape or ()))
+        return layout
+
+
+def restarting(run: Any, query: Any, options: dict) -> Any:
+    """Call run(exporter) until no page needs a wider layout than the one it started with."""
+    layouts: dict[str, Any] = dict(options.pop("layouts", None) or {})
+    for _ in range(MAX_RESTARTS + 1):
+        exporter = Exporter(query, layouts=layouts, **options)
+        try:
+            return run(exporter)
+        except ExportLayoutError as change:
+            layouts.update(exporter.layouts())  # start from what the first pages established
+            layouts.update(change.layouts)
+    raise DataJointError(f"export: column layouts kept widening after {MAX_RESTARTS} restarts")
+
+
+# -- public API --------------------------------------------------------------------------------------
+def to_batches(
+    query: Any,
+    *,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    batch_rows: int | None = None,
+    attachment_bytes: bool = False,
+    layouts: Mapping[str, Any] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of the query's rows in primary-key order, one page at a time."""
+    exporter = Exporter(
+        query,
+        batch_bytes=batch_bytes,
+        batch_rows=batch_rows,
+        attachment_bytes=attachment_bytes,
+        layouts=layouts,
+    )
+    yield from exporter.batches()
+
+
+def to_arrow(
+    query: Any,
+    *,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    batch_rows: int | None = None,
+    attachment_bytes: bool = False,
+    layouts: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """The query's rows as a pyarrow Table, with the provenance in its schema metadata."""
+
+    def run(exporter: Exporter) -> pa.Table:
+        batches = list(exporter.batches())
+        table = pa.Table.from_batches(batches, schema=exporter.schema())
+        return table.replace_schema_metadata(provenance.encode(exporter.provenance()))
+
+    options = {
+        "batch_bytes": batch_bytes,
+        "batch_rows": batch_rows,
+        "attachment_bytes": attachment_bytes,
+        "layouts": layouts,
+    }
+    return restarting(run, query, options)
+
+
+def to_pandas(query: Any, *, index: bool = True, **options: Any) -> Any:
+    """The query's rows as a DataFrame: arrays with their dtype and shape, complex numbers as
+    complex, MATLAB structs and dicts as such; indexed by the primary key like fetch(format='frame')."""
+    return table_to_pandas(to_arrow(query, **options), index=index)
+
+
+def table_to_pandas(table: pa.Table, *, index: bool = True) -> Any:
+    """An exported Arrow table (or one read back from Parquet) as a DataFrame of natural values."""
+    import pandas
+
+    layouts = column_layouts(table.schema)
+    simple = [name for name in table.column_names if name not in layouts]
+    frame = (
+        table.select(simple).to_pandas()
+        if simple
+        else pandas.DataFrame(index=range(table.num_rows))
+    )
+    for name, layout in layouts.items():
+        series = pandas.Series(
+            decode(layout, table.column(name), name), dtype=object, index=frame.index
+        )
+        frame[name] = series
+    frame = frame[table.column_names]
+    key = [n for n, d in column_descriptions(table.schema).items() if d.get("in_key")]
+    return frame.set_index(key) if index and key else frame
+
+
+def column_descriptions(schema: pa.Schema) -> dict[str, dict]:
+    """The per-column `dj_flows` field metadata of an exported schema."""
+    import json
+
+    found = {}
+    for field in schema:
+        raw = (field.metadata or {}).get(b"dj_flows")
+        if raw:
+            found[field.name] = json.loads(raw)
+    return found
+
+
+def column_layouts(schema: pa.Schema) -> dict[str, Layout]:
+    return {
+        n: Layout.from_dict(d["layout"])
+        for n, d in column_descriptions(schema).items()
+        if "layout" in d
+    }
+
+
+def to_parquet(query: Any, url: str, **options: Any) -> Any:
+    """Write the query's rows to Parquet at `url` (any fsspec URL, or a key in `store=`); see
+    export_write.to_parquet for the options. Returns an ExportResult."""
+    from .export_write import to_parquet as write
+
+    return write(query, url, **options)
+
+
+def read_provenance(
+    url: str, *, store: str | None = None, storage_options: Mapping[str, Any] | None = None
+) -> dict | None:
+    """The provenance record of an export (a file, or a partitioned export's folder)."""
+    from .export_write import read_provenance as read
+
+    return read(url, store=store, storage_options=storage_options)
+
+
+def import_parquet(url: str, table: Any, **options: Any) -> Any:
+    """Insert an export back into `table`, verifying it; see export_import.import_parquet."""
+    from .export_import import import_parquet as run
+
+    return run(url, table, **options)
