@@ -47,6 +47,24 @@ class Not:
         return f"Not({self.restriction!r})"
 
 
+class Permissive:
+    """A restriction by a query that skips the join-compatibility check (`query ^ other`)."""
+
+    def __init__(self, operand: Any) -> None:
+        self.operand = operand
+
+
+def check_join_compatibility(left: QueryExpression, right: QueryExpression) -> None:
+    """DataJoint's rule: two queries may be matched only on attributes that are in the primary key
+    of at least one of them; sharing a secondary attribute is usually an accident of naming."""
+    shared = set(left.heading.secondary_attributes) & set(right.heading.secondary_attributes)
+    if shared:
+        raise QueryError(
+            f"Cannot join query expressions on dependent attribute `{sorted(shared)[0]}` "
+            "(rename it with proj, or use @ / ^ to match on it anyway)"
+        )
+
+
 def _join(conditions: list[Condition], operator: str, empty: Condition) -> Condition:
     conditions = [c for c in conditions if c is not (TRUE if operator == "AND" else FALSE)]
     if not conditions:
@@ -83,11 +101,19 @@ def make_condition(query: QueryExpression, restriction: Any) -> Condition:
         return Condition(restriction)
     if isinstance(restriction, Not):
         return negate(make_condition(query, restriction.restriction))
+    if isinstance(restriction, Permissive):
+        operand = restriction.operand
+        if isinstance(operand, type) and issubclass(operand, QueryExpression):
+            operand = operand()
+        if isinstance(operand, QueryExpression):
+            return semijoin(query, operand)
+        return make_condition(query, operand)
     if isinstance(restriction, AndList):
         return _join([make_condition(query, r) for r in restriction], "AND", TRUE)
     if isinstance(restriction, type) and issubclass(restriction, QueryExpression):
         restriction = restriction()
     if isinstance(restriction, QueryExpression):
+        check_join_compatibility(query, restriction)
         return semijoin(query, restriction)
     if isinstance(restriction, np.void) and restriction.dtype.names:
         restriction = {name: restriction[name] for name in restriction.dtype.names}

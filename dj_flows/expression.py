@@ -17,7 +17,16 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends import PH
-from .condition import FALSE, TRUE, AndList, Condition, Not, make_condition
+from .condition import (
+    FALSE,
+    TRUE,
+    AndList,
+    Condition,
+    Not,
+    Permissive,
+    check_join_compatibility,
+    make_condition,
+)
 from .errors import DataJointError, MissingAttributeError, QueryError
 from .heading import Attribute, Heading, TypeInfo
 
@@ -216,13 +225,24 @@ class QueryExpression:
     def __sub__(self, restriction: Any) -> QueryExpression:
         return self.restrict(Not(restriction))
 
-    def __xor__(self, restriction: Any) -> QueryExpression:  # DataJoint's permissive restriction
-        return self.restrict(restriction)
+    def __xor__(self, restriction: Any) -> QueryExpression:
+        """DataJoint's permissive restriction: like `&`, without the join-compatibility check."""
+        if isinstance(restriction, Not):
+            return self.restrict(Not(Permissive(restriction.restriction)))
+        return self.restrict(Permissive(restriction))
+
+    def __neg__(self) -> Not:
+        """`-query` is the negated restriction: `a & -b` equals `a - b`."""
+        return Not(self)
 
     # -- projection -----------------------------------------------------------------------------
     def proj(self, *attributes: str, **named: str) -> QueryExpression:
         """Keep the primary key plus the named attributes; rename (new='old') or compute (new='expr')."""
         heading = self.heading
+        attributes = tuple("..." if a is Ellipsis else a for a in attributes)
+        for name in attributes:
+            if not isinstance(name, str):
+                raise QueryError(f"proj takes attribute names (strings or ...), got {name!r}")
         excluded = {a[1:].strip() for a in attributes if a.startswith("-")}
         wanted = [a for a in attributes if not a.startswith("-")]
         for name in excluded:
@@ -270,6 +290,8 @@ class QueryExpression:
 
     def join(self, other: Any, left: bool = False, semantic_check: bool = True) -> QueryExpression:
         other = _as_expression(other)
+        if semantic_check:
+            check_join_compatibility(self, other)
         a = self._joinable()
         b = other._joinable(force_single=True)
         if a._sources > 1 and left and a._where:
@@ -311,6 +333,7 @@ class QueryExpression:
         """For each row of self, aggregate the matching rows of `group` into computed attributes."""
         group = _as_expression(group)
         base = self.proj(*attributes) if attributes else self.proj()
+        check_join_compatibility(base, group)
         base = base._joinable()
         grouped = group._joinable(force_single=True)
         shared = [n for n in base.heading.names if n in grouped.heading]

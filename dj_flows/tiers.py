@@ -42,6 +42,9 @@ class TableMeta(type):
     def __xor__(cls, restriction: Any) -> Any:
         return cls() ^ restriction
 
+    def __neg__(cls) -> Any:
+        return -cls()
+
     def __mul__(cls, other: Any) -> Any:
         return cls() * other
 
