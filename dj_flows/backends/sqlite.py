@@ -258,6 +258,15 @@ class SQLiteBackend(Backend):
         )
 
     def drop_table(self, cursor: Any, schema: str, table: str) -> None:
+        # SQLite would drop a referenced parent (leaving its children dangling); MySQL refuses
+        dependents = sorted(
+            f"{e.child[0]}.{e.child[1]}" for e in self.foreign_keys(cursor)
+            if e.parent == (schema, table) and e.child != (schema, table)
+        )
+        if dependents:
+            raise errors.IntegrityError(
+                f"cannot drop table {schema}.{table}: {', '.join(dependents)} reference it (drop them first)"
+            )
         cursor.execute(f"DROP TABLE IF EXISTS {self.table_ref(schema, table)}")
         cursor.execute('DELETE FROM "~dj_tables" WHERE schema = ? AND name = ?', (schema, table))
 
