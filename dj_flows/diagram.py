@@ -89,7 +89,11 @@ class Diagram:
 
     @staticmethod
     def _id(node: Node) -> str:
-        return "n_" + "".join(c if c.isalnum() else "_" for c in f"{node[0]}__{node[1]}")
+        """A Mermaid/dot node id; other characters are spelled out so '#x' and '_x' stay apart."""
+        def spell(text: str) -> str:
+            return "".join(c if c.isalnum() else f"_{ord(c):x}" for c in text)
+
+        return f"n_{spell(node[0])}__{spell(node[1])}"
 
     def make_mermaid(self) -> str:
         lines = ["flowchart TD"]
