@@ -42,6 +42,8 @@ SAMPLE_MAX_RATIO = 0.9  # compress only if the sample shrinks to 90% or less
 # DataJoint's runtime switch for blobs written by the 32-bit build of mYm (read side only)
 use_32bit_dims = False
 MAX_DEFLATE_RATIO = 1032  # zlib cannot expand data more than this (plus a small constant)
+_FRAME = len(fmt.ZL123) + 8  # the compression header: prefix and uint64 length
+_BATCH = 1 << 16  # small parts are joined into batches this big before deflating
 _IN_CHUNK = 1 << 16
 _OUT_CHUNK = 1 << 18
 
@@ -68,13 +70,44 @@ def pack(obj: Any, compress: bool = True, *, native: bool | None = None) -> byte
     parts = encoder.parts
     parts.insert(0, fmt.DJ0 if encoder.dj0 else fmt.MYM)
     size = encoder.size + 4
-    if compress and size > COMPRESS_ABOVE and (size <= SAMPLE_ABOVE or _sample_pays(parts, size)):
-        compressor = zlib.compressobj()
-        stream = [compressor.compress(part) for part in parts]
-        stream.append(compressor.flush())
-        if len(fmt.ZL123) + 8 + sum(map(len, stream)) < size:
-            return b"".join([fmt.ZL123, fmt.U64.pack(size), *stream])
+    if not compress or size <= COMPRESS_ABOVE:
+        return b"".join(parts)
+    if size <= SAMPLE_ABOVE:  # small: DataJoint's decision, exactly
+        plain = b"".join(parts)
+        packed = zlib.compress(plain)
+        return _framed(size, [packed]) if _FRAME + len(packed) < size else plain
+    if _sample_pays(parts, size):
+        stream = _deflate(parts)
+        if _FRAME + sum(map(len, stream)) < size:
+            return _framed(size, stream)
     return b"".join(parts)
+
+
+def _framed(size: int, stream: list[bytes]) -> bytes:
+    return b"".join([fmt.ZL123, fmt.U64.pack(size), *stream])
+
+
+def _deflate(parts: list) -> list[bytes]:
+    """zlib.compress(b"".join(parts)), byte for byte, without joining the large parts first."""
+    compressor = zlib.compressobj()
+    stream: list[bytes] = []
+    batch: list = []
+    batched = 0
+    for part in parts:
+        if len(part) < _BATCH:
+            batch.append(part)
+            batched += len(part)
+            if batched < _BATCH:
+                continue
+        if batch:
+            stream.append(compressor.compress(b"".join(batch)))
+            batch, batched = [], 0
+        if len(part) >= _BATCH:
+            stream.append(compressor.compress(part))
+    if batch:
+        stream.append(compressor.compress(b"".join(batch)))
+    stream.append(compressor.flush())
+    return stream
 
 
 def _sample_pays(parts: list, size: int) -> bool:
@@ -102,12 +135,16 @@ def unpack(
     squeeze: bool = False,
     *,
     dims32: bool | None = None,
+    copy: bool = True,
 ) -> Any:
     """Deserialize a blob written by DataJoint, mYm or `pack`.
 
     squeeze: drop singleton dimensions of arrays and turn 0-d results into Python scalars.
     dims32: read 32-bit dimensions and lengths (blobs from the 32-bit mYm build); None follows
     the module switch `use_32bit_dims` (DataJoint's `dj.blob.use_32bit_dims`), False by default.
+    copy: True (default) returns arrays that own or share only memory private to the result, so
+    they are writable. False lets arrays view `blob` itself, as DataJoint's do: no copy, but
+    read-only when `blob` is bytes, and tied to its memory when it is a bytearray.
     None unpacks to None, as in DataJoint. Raises BlobError for anything that is not a valid blob.
     """
     if blob is None:
@@ -122,21 +159,21 @@ def unpack(
         ) from exc
     wide = use_32bit_dims if dims32 is None else dims32
     try:
-        return _unpack(view, squeeze, bool(wide))
+        return _unpack(view, squeeze, bool(wide), copy)
     except BlobError:
         raise
     except Exception as exc:  # a check we missed must still surface as BlobError
         raise BlobError(f"Corrupt blob: {type(exc).__name__}: {exc}") from exc
 
 
-def _unpack(view: memoryview, squeeze: bool, dims32: bool) -> Any:
+def _unpack(view: memoryview, squeeze: bool, dims32: bool, copy: bool) -> Any:
     owned = None
     if view[: len(fmt.ZL123)] == fmt.ZL123:
         owned = _inflate(view, len(fmt.ZL123), dims32)
         view = memoryview(owned)
     if view[:4] != fmt.MYM and view[:4] != fmt.DJ0:
         raise BlobError("Not a DataJoint blob: it starts with neither mYm nor dj0 nor ZL123.")
-    decoder = Decoder(view, 4, squeeze=squeeze, dims32=dims32, owned=owned)
+    decoder = Decoder(view, 4, squeeze=squeeze, dims32=dims32, owned=owned, copy=copy)
     return decoder.value(len(view) - 4)
 
 

@@ -28,17 +28,26 @@ from . import blob_format as fmt
 from .matlab import MatCell, MatStruct
 
 SMALL_ARRAY = 1 << 16  # arrays below this many bytes are copied even when they could be views
+_MAX_ELEMENTS = 1 << 58  # numpy's limit on elements x itemsize (2**63), for any itemsize <= 32
 
 
 class Decoder:
     """Reads values from `buf` (a flat byte memoryview) between `pos` and `end`."""
 
     __slots__ = (
-        "buf", "pos", "end", "depth", "squeeze", "dim", "dim_size", "owned", "base", "budget"
+        "buf", "pos", "end", "depth", "squeeze", "dim", "dim_size", "owned", "base", "budget",
+        "copy",
     )  # fmt: skip
 
     def __init__(
-        self, buf: memoryview, pos: int, *, squeeze: bool, dims32: bool, owned: Any = None
+        self,
+        buf: memoryview,
+        pos: int,
+        *,
+        squeeze: bool,
+        dims32: bool,
+        owned: Any = None,
+        copy: bool = True,
     ) -> None:
         self.buf = buf
         self.pos = pos
@@ -52,6 +61,7 @@ class Decoder:
         self.owned = owned
         self.base = owned.ctypes.data if owned is not None else 0
         self.budget = 16 * len(buf) + (64 << 20)
+        self.copy = copy  # False: arrays may view `buf` even when it is not ours (read-only)
 
     # ---- primitive reads
     def fail(self, message: str) -> BlobError:
@@ -92,9 +102,11 @@ class Decoder:
             raise self.fail(f"claims {ndim} dimensions (numpy allows {fmt.MAX_NDIM})")
         self.need(ndim * self.dim_size)
         code = "I" if self.dim_size == 4 else "Q"
-        shape = np.frombuffer(self.buf, f"<{code}", ndim, self.pos).tolist()
+        shape = tuple(np.frombuffer(self.buf, f"<{code}", ndim, self.pos).tolist())
         self.pos += ndim * self.dim_size
-        return tuple(shape)
+        if math.prod(d for d in shape if d) >= _MAX_ELEMENTS:  # numpy refuses such shapes
+            raise self.fail(f"array shape {shape} is too large")
+        return shape
 
     def cstring(self) -> str:
         """A zero-terminated UTF-8 string (field names)."""
@@ -105,7 +117,10 @@ class Decoder:
             found = bytes(self.buf[scan:stop]).find(0)
             if found >= 0:
                 self.pos = scan + found + 1
-                return bytes(self.buf[start : scan + found]).decode()
+                try:
+                    return bytes(self.buf[start : scan + found]).decode()
+                except UnicodeDecodeError as exc:
+                    raise self.fail(f"field name is not valid UTF-8: {exc}") from None
             scan, step = stop, step * 2
         raise self.fail("unterminated field name")
 
@@ -166,6 +181,8 @@ class Decoder:
                 raise self.fail(f"unknown array type id {type_id}")
             self.need(n * dtype.itemsize * (2 if is_complex else 1))
             if is_complex:
+                if dtype.kind == "M":
+                    raise self.fail("a datetime64 array cannot be complex")
                 data = np.empty(n, np.result_type(dtype, 1j))
                 data.real = self.numbers(dtype, n, copy=False)
                 data.imag = self.numbers(dtype, n, copy=False)
@@ -186,7 +203,7 @@ class Decoder:
         offset = self.pos
         self.pos += nbytes
         data = np.frombuffer(self.buf, dtype, n, offset)
-        if not copy:
+        if not copy or not self.copy:
             return data
         if self.owned is None or nbytes < SMALL_ARRAY or (self.base + offset) % dtype.alignment:
             return data.copy()
@@ -216,9 +233,10 @@ class Decoder:
         self.counted(n * n_fields, self.dim_size + 1)
         rows = [tuple(self.items_fixed(n_fields)) for _ in range(n)]
         data = np.empty(n, dtype)
+        columns = [data[name] for name in dtype.names]  # numpy renames '' to 'f0' etc.
         for i, row in enumerate(rows):
-            for name, element in zip(names, row):
-                data[name][i] = element
+            for column, element in zip(columns, row):
+                column[i] = element
         data = data.reshape(shape, order="F")
         return self.squeezed(data, to_scalar=False).view(MatStruct)
 
@@ -246,7 +264,7 @@ class Decoder:
             return np.array(None)
         self.counted(n_fields, 2)  # a name terminator and a value code per field
         names = [self.cstring() for _ in range(n_fields)]
-        fields = [np.asarray(self.value()) for _ in range(n_fields)]
+        fields = [self.field() for _ in range(n_fields)]
         base = fields[0].shape
         try:  # DataJoint's rule: the first field's shape is the record array's shape
             dtype = np.dtype([(name, f.dtype) for name, f in zip(names, fields)])
@@ -266,6 +284,13 @@ class Decoder:
             except (ValueError, TypeError) as exc:
                 raise self.fail(f"record array fields do not fit together: {exc}") from None
         return rec.view(np.recarray)
+
+    def field(self) -> np.ndarray:
+        """A record array's field: an array (or, after squeeze, a scalar)."""
+        value = self.value()
+        if not isinstance(value, (np.ndarray, np.generic, int, float, complex, str, bytes)):
+            raise self.fail(f"record array field holds a {type(value).__name__}, not an array")
+        return np.asarray(value)
 
     def within_budget(self, nbytes: int) -> None:
         if nbytes > self.budget:

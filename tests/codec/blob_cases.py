@@ -27,6 +27,11 @@ _NUMERIC = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int6
 _UNITS = ["Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as"]
 
 
+def chars(text: bytes) -> np.ndarray:
+    """A MATLAB-style char array (dtype S1), one element per byte."""
+    return np.frombuffer(text, dtype="S1").copy()
+
+
 def _rng() -> np.random.Generator:
     return np.random.default_rng(20240501)
 
@@ -88,9 +93,9 @@ def _cases() -> dict[str, Callable[[], Any]]:
     cases["array_uint8_4d"] = lambda: _numeric("uint8", (2, 2, 2, 3), 5)
     cases["matrix_float64"] = lambda: np.arange(6.0).reshape(2, 3).view(np.matrix)
     # MATLAB char arrays (S1)
-    cases["char_row"] = lambda: np.array(list(b"hello world"), dtype="S1")
-    cases["char_row_1xn"] = lambda: np.array([list(b"row")], dtype="S1")
-    cases["char_2d"] = lambda: np.array([list(b"abc"), list(b"def")], dtype="S1")
+    cases["char_row"] = lambda: chars(b"hello world")
+    cases["char_row_1xn"] = lambda: chars(b"row").reshape(1, 3)
+    cases["char_2d"] = lambda: chars(b"abcdef").reshape(2, 3)
     cases["char_0d"] = lambda: np.array(b"x", dtype="S1")
     cases["char_single"] = lambda: np.array([b"q"], dtype="S1")
     cases["char_empty"] = lambda: np.zeros(0, dtype="S1")
@@ -134,9 +139,7 @@ def _cases() -> dict[str, Callable[[], Any]]:
         [(1, np.datetime64(5, "s"))], dtype=[("k", "i1"), ("t", "M8[s]")]
     )
     # MATLAB structs and cells
-    cases["matstruct_1x1"] = lambda: _struct(
-        (1, 1), ["x", "label"], (np.arange(3.0), np.array(list(b"hi"), dtype="S1"))
-    )
+    cases["matstruct_1x1"] = lambda: _struct((1, 1), ["x", "label"], (np.arange(3.0), chars(b"hi")))
     cases["matstruct_1x2_numeric"] = lambda: np.array(
         [(1.5, 2), (3.5, 4)], dtype=[("x", "f8"), ("y", "i4")]
     ).view(MatStruct)
@@ -150,9 +153,9 @@ def _cases() -> dict[str, Callable[[], Any]]:
     )
     cases["matcell_strings"] = lambda: _cell(
         (1, 3),
-        np.array(list(b"ab"), dtype="S1"),
-        np.array(list(b"cde"), dtype="S1"),
-        np.array(list(b"f"), dtype="S1"),
+        chars(b"ab"),
+        chars(b"cde"),
+        chars(b"f"),
     )
     cases["matcell_equal_arrays"] = lambda: _cell((2, 1), np.arange(3.0), np.arange(3.0) + 1)
     cases["matcell_scalars"] = lambda: _cell((1, 2), 1.5, "a")
@@ -218,7 +221,7 @@ def _cases() -> dict[str, Callable[[], Any]]:
     cases["random_float64_400"] = lambda: _rng().random(400)
     cases["long_text"] = lambda: "DataJoint " * 300
     cases["many_small_dicts"] = lambda: [{"i": i, "a": np.full(3, i, "float32")} for i in range(60)]
-    cases["char_long"] = lambda: np.array(list(b"abcdefgh" * 200), dtype="S1")
+    cases["char_long"] = lambda: chars(b"abcdefgh" * 200)
     cases["unicode_many"] = lambda: np.array([f"item{i}" for i in range(100)])
     return cases
 

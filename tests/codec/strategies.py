@@ -1,0 +1,83 @@
+"""Hypothesis strategies for blob values, and what each value unpacks to.
+
+`expected(value)` applies DataJoint's normalizations: a 0-d numeric array comes back as a numpy
+scalar, a unicode array as an object array of str, a frozenset as a set; time zones are dropped.
+(S1 char arrays are left to the vectors: DataJoint writes them in C order and reads F order.)
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+NUMERIC = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+           "float32", "float64", "complex64", "complex128"]  # fmt: skip
+DATETIME = [f"M8[{unit}]" for unit in ("Y", "M", "D", "h", "m", "s", "ms", "us", "ns")]
+
+shapes = hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4)
+numeric_arrays = st.sampled_from(NUMERIC).flatmap(lambda d: hnp.arrays(np.dtype(d), shapes))
+datetime_arrays = st.tuples(
+    st.sampled_from(DATETIME),
+    hnp.arrays(np.dtype("i8"), shapes, elements=st.integers(-(10**6), 10**6)),
+).map(lambda pair: pair[1].view(pair[0]))
+unicode_arrays = hnp.arrays(hnp.unicode_string_dtypes(max_len=4), shapes)
+numpy_scalars = st.sampled_from(NUMERIC).flatmap(lambda d: hnp.from_dtype(np.dtype(d)))
+ordered_arrays = st.one_of(numeric_arrays, datetime_arrays).flatmap(
+    lambda a: st.sampled_from([a, np.asfortranarray(a), a.T, a[::-1] if a.ndim else a])
+)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**600), max_value=2**600),
+    st.floats(),
+    st.complex_numbers(),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+    st.decimals(),
+    st.dates(),
+    st.times(),
+    st.datetimes(),
+    st.uuids(),
+    numpy_scalars,
+)
+
+hashable = st.one_of(st.integers(), st.text(max_size=8), st.none(), st.booleans())
+
+values = st.recursive(
+    st.one_of(scalars, ordered_arrays, unicode_arrays),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(hashable, inner, max_size=4),
+        st.sets(st.integers(), max_size=4),
+        st.frozensets(st.integers(), max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+def expected(value: Any) -> Any:
+    """What unpack(pack(value)) returns."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "U":  # read back as an object array, 0-d included
+            return value.astype(object)
+        return value[()] if value.ndim == 0 else value
+    if isinstance(value, frozenset):
+        return set(value)
+    if isinstance(value, list):
+        return [expected(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(expected(v) for v in value)
+    if isinstance(value, dict):
+        return {k: expected(v) for k, v in value.items()}
+    if isinstance(value, datetime.datetime):
+        return value.replace(tzinfo=None, fold=0)
+    if isinstance(value, datetime.time):
+        return value.replace(tzinfo=None, fold=0)
+    return value
