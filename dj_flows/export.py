@@ -232,10 +232,14 @@ def to_pandas(query: Any, *, index: bool = True, **options: Any) -> Any:
 
 def table_to_pandas(table: pa.Table, *, index: bool = True) -> Any:
     """An exported Arrow table (or one read back from Parquet) as a DataFrame of natural values."""
+    import json
+
     import pandas
 
     layouts = column_layouts(table.schema)
-    simple = [name for name in table.column_names if name not in layouts]
+    descriptions = column_descriptions(table.schema)
+    texts = [n for n, d in descriptions.items() if d.get("kind") == "json" and n not in layouts]
+    simple = [name for name in table.column_names if name not in layouts and name not in texts]
     frame = (
         table.select(simple).to_pandas()
         if simple
@@ -246,8 +250,14 @@ def table_to_pandas(table: pa.Table, *, index: bool = True) -> Any:
             decode(layout, table.column(name), name), dtype=object, index=frame.index
         )
         frame[name] = series
+    for name in texts:  # JSON attributes come back parsed, as fetch() returns them
+        values = [
+            None if v is None else json.loads(v)
+            for v in table.column(name).cast(pa.string()).to_pylist()
+        ]
+        frame[name] = pandas.Series(values, dtype=object, index=frame.index)
     frame = frame[table.column_names]
-    key = [n for n, d in column_descriptions(table.schema).items() if d.get("in_key")]
+    key = [n for n, d in descriptions.items() if d.get("in_key")]
     return frame.set_index(key) if index and key else frame
 
 

@@ -24,6 +24,7 @@ from .export_layout import (
     Layout,
     LayoutError,
     RawBlob,
+    array_layout,
     encode,
     infer,
     merge,
@@ -61,7 +62,7 @@ def peek(raw: Any) -> tuple[np.dtype, tuple[int, ...], int] | None:
 
 
 def _layout_of(header: tuple[np.dtype, tuple[int, ...], int]) -> Layout:
-    return Layout("tensor", dtype=header[0].str, shape=header[1])
+    return array_layout(header[0].str, header[1])
 
 
 def _copy_into(target: np.ndarray, raw: bytes, header: tuple) -> None:

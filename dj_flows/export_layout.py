@@ -167,7 +167,7 @@ def infer_one(value: Any) -> Layout | None:
             return BLOB
         if value.ndim == 0:
             return Layout("scalar", dtype=dtype.str)
-        return Layout("tensor", dtype=dtype.str, shape=tuple(value.shape))
+        return array_layout(dtype.str, tuple(value.shape))
     if isinstance(value, np.generic):
         if value.dtype.kind in NUMERIC_KINDS + "c":
             return Layout("scalar", dtype=value.dtype.str)
@@ -191,6 +191,13 @@ def infer_one(value: Any) -> Layout | None:
             )
         return Layout("json") if _jsonable(value) else BLOB
     return BLOB
+
+
+def array_layout(dtype: str, shape: tuple[int, ...]) -> Layout:
+    """An array's layout: a tensor, or a var_tensor when empty (Arrow has no size-0 tensors)."""
+    if math.prod(shape) == 0:
+        return Layout("var_tensor", dtype=dtype, ndim=len(shape))
+    return Layout("tensor", dtype=dtype, shape=shape)
 
 
 def infer(values: Sequence[Any], start: Layout | None = None) -> Layout:
@@ -532,6 +539,10 @@ def tensor_values(array: pa.Array, layout: Layout, column: str = "") -> np.ndarr
     if not pa.types.is_fixed_size_list(storage.type) or storage.type.list_size != size:
         raise DataJointError(
             f"column {column!r}: holds {array.type}, its layout says a tensor of shape {shape}"
+        )
+    if isinstance(array.type, pa.FixedShapeTensorType) and tuple(array.type.shape) != shape:
+        raise DataJointError(
+            f"column {column!r}: holds tensors of shape {tuple(array.type.shape)}, its layout says {shape}"
         )
     _expect(storage.type.value_type, np.dtype(layout.dtype), column)
     values = storage.values.slice(storage.offset * size, len(storage) * size)

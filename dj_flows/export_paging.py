@@ -5,9 +5,11 @@ seen, `ORDER BY` the key, `LIMIT n`), so every row is read once even if rows are
 deleted meanwhile, and no page costs more than its own rows (OFFSET would rescan all earlier ones).
 A key with nullable attributes (a left join) or no key at all falls back to LIMIT/OFFSET.
 
-Page sizes adapt: the first page is one row; later pages aim at `target_bytes` of raw row data
-(blob bytes plus a few bytes per plain value), growing at most eightfold from page to page, so a
-table of 10 MB images and a table of integers both come out in batches of about the same size.
+Page sizes adapt so that a table of 10 MB images and a table of integers both come out in pages of
+about `target_bytes` of raw row data (blob bytes plus a few bytes per plain value). The first page
+is sized from the stored lengths of up to PROBE_ROWS rows (`SELECT LENGTH(...)`, which moves no
+blob data), so that it is a full page and a fair sample for inferring blob layouts; later pages use
+the sizes seen so far, growing at most eightfold from one page to the next.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from .expression import QueryExpression
 
 MAX_GROWTH = 8
+PROBE_ROWS = 1024
+SIZED_KINDS = ("blob", "attach", "json", "string")
 
 
 def row_bytes(rows: Sequence[tuple]) -> int:
@@ -47,6 +51,34 @@ def after_key(query: QueryExpression, key: Sequence[str], last: Sequence[Any]) -
     return Condition(sql, tuple(params))
 
 
+def first_page_rows(
+    query: QueryExpression, names: Sequence[str], target_bytes: int, keyset: bool
+) -> int:
+    """How many of the first rows fit in `target_bytes`, from their stored lengths."""
+    quote = query.connection.backend.quote
+    heading = query.heading
+    sized = [n for n in names if heading[n].kind in SIZED_KINDS and not heading[n].is_external]
+    fixed = 8 * (len(names) - len(sized))
+    if not sized:
+        return max(1, min(PROBE_ROWS, target_bytes // max(1, fixed)))
+    sql, params = query.make_sql(
+        sized,
+        order_by=["KEY"] if query.primary_key else None,
+        limit=PROBE_ROWS,
+        offset=None if keyset else 0,
+    )
+    lengths = " + ".join(f"COALESCE(LENGTH({quote(n)}), 0)" for n in sized)
+    rows = query.connection.query(
+        f"SELECT {lengths} FROM ({sql}) AS {quote('$probe')}", params
+    ).fetchall()
+    total = 0
+    for count, (size,) in enumerate(rows):
+        total += int(size or 0) + fixed
+        if total > target_bytes:
+            return max(1, count)
+    return max(1, len(rows))
+
+
 def pages(
     query: QueryExpression,
     names: Sequence[str],
@@ -61,7 +93,7 @@ def pages(
     keyset = bool(key) and not any(query.heading[k].nullable for k in key)
     select = list(names) + [k for k in key if k not in names]
     positions = [select.index(k) for k in key]
-    limit = batch_rows or 1
+    limit = batch_rows or first_page_rows(query, names, target_bytes, keyset)
     offset = 0
     last: list[Any] | None = None
     connection = query.connection
