@@ -15,7 +15,8 @@ to a shared queue is DDL that every client would race on. So:
   * `error_message` of a *reserved* row (DataJoint leaves it empty; it means something only for
     error rows) carries a marker `dj-flows lease <seconds>s <token>`: the lease length the holder
     promised to renew within, and a random token naming the holder.
-A reservation whose heartbeat is older than its own lease is expired: any worker may take it over
+A reservation whose heartbeat is older than its own lease (in whole seconds, so a lease of L
+seconds lapses between L and L+2 seconds after its last renewal) is expired: any worker may take it over
 with one conditional UPDATE (old token and stale heartbeat in the WHERE clause, so of two
 claimants exactly one wins). Rows without a marker — DataJoint's own reservations, which are never
 renewed — are never taken over (as in DataJoint, a human clears them), so a long DataJoint job is
@@ -108,7 +109,12 @@ class JobTable(FreeTable):
         super().__init__(connection, database, "~jobs")
         self._user: str | None = None
         if declare and not self.is_declared:
-            self.declare()
+            try:
+                self.declare()
+            except DataJointError:  # declared at the same moment by another worker
+                self.connection.invalidate()
+                if not self.is_declared:
+                    raise
 
     @property
     def definition(self) -> str:  # type: ignore[override]
@@ -225,7 +231,7 @@ class JobTable(FreeTable):
             f"{q('pid')} = {ph}, {q('connection_id')} = {_CONNECTION_ID[self._dialect]}, "
             f"{q('timestamp')} = {self._now_sql()} "
             f"WHERE {q('table_name')} = {ph} AND {q('key_hash')} = {ph} AND {q('status')} = 'reserved' "
-            f"AND {q('error_message')} = {ph} AND {q('timestamp')} <= {ph}"
+            f"AND {q('error_message')} = {ph} AND {q('timestamp')} < {ph}"
         )
         params = (
             reservation.marker, self.user(), platform.node()[:255], os.getpid(),
@@ -324,7 +330,9 @@ def _lapsed(message: str, stamp: Any, now: datetime.datetime | None) -> bool:
         return False
     if isinstance(stamp, str):
         stamp = datetime.datetime.fromisoformat(stamp)
-    return (now - stamp).total_seconds() >= int(match.group(1))
+    # the column keeps whole seconds, so a measured age of `lease` may be a true age just above
+    # lease - 1: only a measured age beyond the lease proves the holder missed it
+    return (now - stamp).total_seconds() > int(match.group(1))
 
 
 def _placeholder() -> str:
