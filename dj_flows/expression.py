@@ -37,6 +37,7 @@ _aliases = itertools.count(1)
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$", re.I)
 ORDER_ITEM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(ASC|DESC)?\s*$", re.I)
 COMPUTED = TypeInfo("computed", "expression", "")
+TABLE_REF = re.compile(r'`([^`]+)`\.`([^`]+)`|"([^"]+\.[^"]+)"')  # MySQL `db`.`t`, SQLite "db.t"
 
 
 def _alias() -> str:
@@ -194,6 +195,19 @@ class QueryExpression:
                     raise QueryError(f"invalid order_by item {item!r}")
                 items.append(item)  # SQL, as DataJoint allows (e.g. 'rand()')
         return items
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run a statement of this query; a refused query names the tables it reads."""
+        try:
+            return self.connection.query(sql, params)
+        except QueryError as error:
+            raise QueryError(f"query on {self._source_names()}: {error}") from None
+
+    def _source_names(self) -> str:
+        names = dict.fromkeys(
+            f"{m[0]}.{m[1]}" if m[0] else m[2] for m in TABLE_REF.findall(self._from_clause())
+        )
+        return ", ".join(names) or "a derived table"
 
     @property
     def sql(self) -> str:
@@ -384,11 +398,11 @@ class QueryExpression:
         else:
             where, where_params = self._where_sql()
             sql, params = f"SELECT count(*) FROM {self._from_clause()}{where}", self._from_parameters() + where_params
-        return int(self.connection.query(sql, params).fetchone()[0])
+        return int(self._execute(sql, params).fetchone()[0])
 
     def __bool__(self) -> bool:
         sql, params = self.make_sql([], limit=1)
-        return self.connection.query(sql, params).fetchone() is not None
+        return self._execute(sql, params).fetchone() is not None
 
     def __contains__(self, item: Any) -> bool:
         return bool(self & item)

@@ -131,7 +131,7 @@ def fetch(
     else:
         names = heading.names
     sql, params = query.make_sql(names, order_by=order, limit=limit, offset=offset)
-    rows = list(query.connection.query(sql, params).fetchall())
+    rows = list(query._execute(sql, params).fetchall())
     columns = _columns(query, names, rows, squeeze, folder)
     count = len(rows)
 

@@ -173,18 +173,34 @@ class Table(QueryExpression):
             return
         connection = self.connection
         groups, pending = self._encode_rows(normalized, heading)  # uploads external objects first
-        with connection.transaction():
-            if pending:
-                from .stores.external import finish_external_insert
+        refused = (DuplicateError, IntegrityError, DataValueError, MissingAttributeError)
+        failure: tuple | None = None
+        # inside a caller's transaction a savepoint keeps the batch all-or-nothing on its own
+        nested = connection.in_transaction
+        try:
+            with connection.transaction():
+                if nested:
+                    connection.query("SAVEPOINT dj_insert")
+                if pending:
+                    from .stores.external import finish_external_insert
 
-                finish_external_insert(pending)
-            for columns, values in groups.items():
-                sql = connection.backend.insert_statement(self.full_table_name, columns, mode, heading.primary_key)
-                try:
-                    connection.query(sql, values, many=True)
-                except (DuplicateError, IntegrityError, DataValueError, MissingAttributeError) as error:
-                    detail = self._diagnose(error, columns, values)
-                    raise type(error)(f"insert into {self.database}.{self.table_name}: {detail}{error}") from None
+                    finish_external_insert(pending)
+                for columns, values in groups.items():
+                    sql = connection.backend.insert_statement(self.full_table_name, columns, mode, heading.primary_key)
+                    try:
+                        connection.query(sql, values, many=True)
+                    except refused as error:
+                        failure = (error, columns, values)
+                        if nested:
+                            connection.query("ROLLBACK TO SAVEPOINT dj_insert")
+                        raise
+                if nested:
+                    connection.query("RELEASE SAVEPOINT dj_insert")
+        except refused as error:
+            if failure is None or failure[0] is not error:
+                raise
+            detail = self._diagnose(*failure)  # after the rollback: only rows stored before remain
+            raise type(error)(f"insert into {self.database}.{self.table_name}: {detail}{error}") from None
 
     def _diagnose(self, error: DataJointError, columns: tuple[str, ...], values: list[tuple]) -> str:
         """Name the row at fault after the database refused a batch (the driver does not say which):
@@ -250,7 +266,8 @@ class Table(QueryExpression):
         heading = self.heading
         extra = [n for n in query.heading.names if n not in heading]
         if extra and not ignore_extra_fields:
-            raise MissingAttributeError(f"insert into {self.table_name!r}: attributes {extra} are not in the table")
+            raise MissingAttributeError(f"insert into {self.database}.{self.table_name}: attributes {extra} are not in the table "
+                "(to ignore extra fields in insert, set ignore_extra_fields=True)")
         names = [n for n in query.heading.names if n in heading]
         sql, params = query.make_sql(names)
         backend = self.connection.backend
@@ -266,18 +283,19 @@ class Table(QueryExpression):
         elif isinstance(row, collections.abc.Sequence) and not isinstance(row, str | bytes):
             if len(row) != len(heading):
                 raise DataValueError(
-                    f"insert into {self.table_name!r}: a row given as a sequence needs {len(heading)} "
+                    f"insert into {self.database}.{self.table_name}: a row given as a sequence needs {len(heading)} "
                     f"values ({', '.join(heading.names)}), got {len(row)}"
                 )
             row = dict(zip(heading.names, row))
         else:
-            raise DataValueError(f"insert into {self.table_name!r}: cannot insert a row of type {type(row).__name__}")
+            raise DataValueError(f"insert into {self.database}.{self.table_name}: cannot insert a row of type {type(row).__name__}")
         extra = [name for name in row if name not in heading]
         if extra:
             if not ignore_extra_fields:
                 raise MissingAttributeError(
-                    f"insert into {self.table_name!r}: {', '.join(map(repr, extra))} "
-                    f"not in the table's attributes ({', '.join(heading.names)})"
+                    f"insert into {self.database}.{self.table_name}: {', '.join(map(repr, extra))} "
+                    f"not in the table's attributes ({', '.join(heading.names)}); to ignore extra fields "
+                    "in insert, set ignore_extra_fields=True"
                 )
             row = {k: v for k, v in row.items() if k in heading}
         return row
@@ -302,7 +320,7 @@ class Table(QueryExpression):
                 if name not in row or is_missing(attribute, value):
                     if attribute.in_key and not attribute.autoincrement:
                         raise MissingAttributeError(
-                            f"insert into {self.table_name!r}: primary-key attribute {name!r} is missing "
+                            f"insert into {self.database}.{self.table_name}: primary-key attribute {name!r} is missing "
                             f"in row {_short_key(row, heading)}"
                         )
                     if attribute.nullable:
@@ -310,7 +328,7 @@ class Table(QueryExpression):
                         values.append(None)
                     elif attribute.default is None and not attribute.autoincrement:
                         raise MissingAttributeError(
-                            f"insert into {self.table_name!r}: attribute {name!r} has no default and no "
+                            f"insert into {self.database}.{self.table_name}: attribute {name!r} has no default and no "
                             f"value in row {_short_key(row, heading)}"
                         )
                     continue

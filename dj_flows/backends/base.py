@@ -51,6 +51,9 @@ class Backend(abc.ABC):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = dict(settings)
 
+    def __repr__(self) -> str:  # never the settings: they hold the password
+        return f"<{type(self).__name__} {self.describe_target()}>"
+
     # -- connecting ---------------------------------------------------------------------------
     @abc.abstractmethod
     def connect(self) -> Any:

@@ -199,3 +199,16 @@ def test_nothing_to_insert_and_bad_collections(empty):
         db.Animal.insert1((1, "too few"))
     with pytest.raises(DataValueError, match="row of type"):
         db.Animal.insert([42])
+
+
+def test_failed_batch_inside_a_transaction_leaves_the_rest(empty):
+    """Inside a caller's transaction a refused batch is undone on its own (a savepoint): the
+    caller's earlier work stays and can still be committed."""
+    db = empty
+    connection = db.schema.connection
+    with connection.transaction():
+        db.Animal.insert1((1, "kept", None, None))
+        with pytest.raises(DuplicateError, match=r"\{'animal_id': 1\} already exists"):
+            db.Animal.insert([(2, "undone", None, None), (1, "dup", None, None)])
+        db.Animal.insert1((3, "also kept", None, None))
+    assert sorted(db.Animal.fetch("animal_id").tolist()) == [1, 3]
