@@ -1,16 +1,26 @@
-"""Who last referenced an external object: recorded when a referencing row is deleted.
+"""Who last referenced an external object, and since when it is unreferenced.
 
 DataJoint's tracking table records only a hash, so a garbage-collection report cannot say where an
-unused object came from. Here every delete from a table with external attributes first copies
-(hash, table, attribute, primary key) of the doomed rows into `~reference_<store>`, one set-based
-INSERT ... SELECT per attribute inside the delete's transaction, so GC reports can group by origin.
+unused object came from, and its grace period can only count from the object's upload. Here every
+delete from a table with external attributes first records (hash, table, attribute, primary key,
+time) of the doomed rows in `~reference_<store>`, with set-based statements inside the delete's
+transaction. GC reports group candidates by that origin, and the collector's grace period also
+counts from `released` (the time the last known reference went), not only from the upload.
+
+The table also holds one sentinel row (the nil UUID, which no MD5 hash is) that collectors lock
+for the span of each page: pages of different collectors of one store never interleave, which the
+collector mark protocol in gc.py relies on. Inserts and deletes never touch that row.
+
 The table is declared together with the store's tracking table (never inside a transaction, since
-MySQL DDL would commit it); if it is missing, nothing is recorded.
+MySQL DDL would commit it); if it is missing (a schema DataJoint 0.14 created), nothing is recorded
+and collection falls back to the tracking timestamp.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..backends import PH
@@ -21,6 +31,9 @@ if TYPE_CHECKING:
     from .external import ExternalTable
 
 PREFIX = "~reference_"
+SENTINEL = uuid.UUID(int=0).bytes  # the collectors' lock row
+KEY_CHARS = 4000
+PAGE = 1000
 DEFINITION = """
 # the last row that referenced each object of an external store
 hash : uuid    # the object's hash in ~external_{store}
@@ -44,14 +57,27 @@ def declare_history(connection: Any, database: str, store: str) -> None:
         table.declare({})
 
 
+def _key_item(backend: Any, attribute: Any) -> str:
+    """The JSON value of one primary-key attribute (uuids as hex text: JSON has no bytes)."""
+    column = backend.quote(attribute.name)
+    return f"lower(hex({column}))" if attribute.kind == "uuid" else column
+
+
 def record_releases(table: Table) -> None:
-    """Before deleting the restricted rows of `table`, remember what they referenced."""
+    """Before deleting the restricted rows of `table`, remember what they referenced and when.
+
+    Per external attribute: one SELECT of the doomed hashes, a DELETE of their old history rows by
+    primary key (a thousand at a time), and one INSERT ... SELECT of the new ones (their `released`
+    takes the server's current time by default)."""
     connection = table.connection
     backend = connection.backend
     quote = backend.quote
     heading = table.heading
     where, params = table._where_sql()
-    key_pairs = ", ".join(f"'{k}', {quote(k)}" for k in heading.primary_key)
+    restriction = f" AND ({where[len(' WHERE ') :]})" if where else ""
+    pairs = ", ".join(
+        f"'{name}', {_key_item(backend, heading[name])}" for name in heading.primary_key
+    )
     for attribute in heading:
         if not attribute.is_external:
             continue
@@ -59,15 +85,23 @@ def record_releases(table: Table) -> None:
         if not history.is_declared:
             continue
         column = quote(attribute.name)
-        condition = f"{column} IS NOT NULL" + (f" AND ({where[len(' WHERE ') :]})" if where else "")
+        doomed = connection.query(
+            f"SELECT DISTINCT {column} FROM {table.full_table_name} WHERE {column} IS NOT NULL"
+            f"{restriction}",
+            params,
+        ).fetchall()
+        if not doomed:
+            continue
+        forget(table, history, [bytes(row[0]) for row in doomed])
         source = (
             f"SELECT {column} AS {quote('h')}, {PH} AS {quote('t')}, {PH} AS {quote('a')}, "
-            f"json_object({key_pairs}) AS {quote('k')} FROM {table.full_table_name} WHERE {condition}"
+            f"substr(json_object({pairs}), 1, {KEY_CHARS}) AS {quote('k')} "
+            f"FROM {table.full_table_name} WHERE {column} IS NOT NULL{restriction}"
         )
         statement = backend.insert_statement(
             history.full_table_name,
             ["hash", "referencing_table", "attribute_name", "key_json"],
-            "replace",
+            "skip",
             ["hash"],
             source=source,
         )
@@ -76,16 +110,29 @@ def record_releases(table: Table) -> None:
         )
 
 
-def last_references(tracking: ExternalTable) -> dict[bytes, tuple[str, Any]]:
-    """hash -> ('schema.table.attribute', primary key) of the last row that referenced it."""
+def last_references(
+    tracking: ExternalTable, hashes: Iterable[bytes] | None = None
+) -> dict[bytes, tuple[str, Any]]:
+    """hash -> ('schema.table.attribute', primary key) of the last row that referenced it.
+
+    With `hashes`, only those (one query per thousand); without, the whole history."""
     history = history_table(tracking.connection, tracking.database, tracking.store_name)
     if not history.is_declared:
         return {}
     quote = tracking.connection.backend.quote
-    rows = tracking.connection.query(
-        f"SELECT {quote('hash')}, {quote('referencing_table')}, {quote('attribute_name')}, {quote('key_json')} "
-        f"FROM {history.full_table_name}"
-    ).fetchall()
+    select = (
+        f"SELECT {quote('hash')}, {quote('referencing_table')}, {quote('attribute_name')}, "
+        f"{quote('key_json')} FROM {history.full_table_name} WHERE {quote('hash')} <> {PH}"
+    )
+    if hashes is None:
+        rows = tracking.connection.query(select, (SENTINEL,)).fetchall()
+    else:
+        hashes = list(hashes)
+        rows = []
+        for start in range(0, len(hashes), PAGE):
+            page = hashes[start : start + PAGE]
+            sql = f"{select} AND {quote('hash')} IN ({', '.join([PH] * len(page))})"
+            rows += tracking.connection.query(sql, (SENTINEL, *page)).fetchall()
     found = {}
     for hash_, table, attribute, key_json in rows:
         try:
@@ -94,3 +141,54 @@ def last_references(tracking: ExternalTable) -> dict[bytes, tuple[str, Any]]:
             key = key_json
         found[bytes(hash_)] = (f"{table}.{attribute}", key)
     return found
+
+
+def released_within(tracking: ExternalTable, seconds: int) -> str | None:
+    """SQL condition on the tracking table: the object lost a reference less than `seconds` ago
+    (None when there is no history to ask, or no grace period)."""
+    history = history_table(tracking.connection, tracking.database, tracking.store_name)
+    if seconds <= 0 or not history.is_declared:
+        return None
+    backend = tracking.connection.backend
+    quote = backend.quote
+    return (
+        f"{quote('hash')} IN (SELECT {quote('hash')} FROM {history.full_table_name} "
+        f"WHERE NOT ({backend.older_than('released', seconds)}))"
+    )
+
+
+def lock_collectors(tracking: ExternalTable) -> None:
+    """Inside a collector's transaction: wait for, then hold, this store's collector lock."""
+    history = history_table(tracking.connection, tracking.database, tracking.store_name)
+    if not history.is_declared:
+        return
+    connection = tracking.connection
+    backend = connection.backend
+    quote = backend.quote
+    columns = ["hash", "referencing_table", "attribute_name", "key_json"]
+    statement = backend.insert_statement(history.full_table_name, columns, "skip", ["hash"])
+    connection.query(statement, (SENTINEL, "~collector", "", "{}"))
+    connection.query(
+        f"SELECT {quote('hash')} FROM {history.full_table_name} WHERE {quote('hash')} = {PH}"
+        f"{backend.lock_suffix}",
+        (SENTINEL,),
+    ).fetchall()
+
+
+def forget_collected(tracking: ExternalTable, hashes: list[bytes]) -> None:
+    """Drop the history of collected objects (keeps the table as small as the tracking table)."""
+    history = history_table(tracking.connection, tracking.database, tracking.store_name)
+    if hashes and history.is_declared:
+        forget(tracking, history, hashes)
+
+
+def forget(table: Any, history: FreeTable, hashes: list[bytes]) -> None:
+    """Delete the history rows of `hashes`, by primary key, a thousand at a time."""
+    quote = table.connection.backend.quote
+    for start in range(0, len(hashes), PAGE):
+        page = hashes[start : start + PAGE]
+        table.connection.query(
+            f"DELETE FROM {history.full_table_name} WHERE {quote('hash')} IN "
+            f"({', '.join([PH] * len(page))})",
+            page,
+        )
