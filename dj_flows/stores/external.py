@@ -16,32 +16,25 @@ from __future__ import annotations
 
 import collections.abc
 import logging
-import os
 import uuid
-from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ..backends import PH
 from ..declare import ForeignKeySpec, TableSpec
-from ..errors import DataJointError, DataValueError, StoreError
+from ..errors import DataJointError, StoreError
 from ..expression import QueryExpression
 from ..settings import config
 from ..table import FreeTable
-from .cache import get_cache
 from .layout import (
-    attachment_uuid,
-    filepath_uuid,
     location_prefix,
     object_key,
-    uuid_from_buffer,
-    uuid_from_file,
 )
 from .registry import get_store
-from .store import MissingObjectError, Store
+from .store import Store
 
 if TYPE_CHECKING:
-    from ..heading import Attribute
     from ..table import Table
 
 logger = logging.getLogger("dj_flows.external")
@@ -152,6 +145,32 @@ class ExternalTable(FreeTable):
             FreeTable(self.connection, *ref["referencing_table"]).proj(hash=ref["column_name"])
             for ref in self.references
         ]
+
+    def unreferenced(self, hashes: Iterable[bytes]) -> list[bytes]:
+        """The given hashes that no table references (one SELECT per referencing column).
+
+        Uses the connection's cached foreign-key graph (no reload inside a transaction); a table
+        that cannot be read counts as referencing nothing, which only costs extra checks."""
+        remaining = list(dict.fromkeys(hashes))
+        quote = self.connection.backend.quote
+        for edge in self.connection.dependencies.children(self.node):
+            for column in edge.attr_map:
+                for start in range(0, len(remaining), BATCH):
+                    batch = remaining[start : start + BATCH]
+                    if not batch:
+                        break
+                    sql = (
+                        f"SELECT DISTINCT {quote(column)} FROM "
+                        f"{self.connection.backend.table_ref(*edge.child)} WHERE {quote(column)} IN "
+                        f"({', '.join([PH] * len(batch))})"
+                    )
+                    try:
+                        rows = self.connection.query(sql, batch).fetchall()
+                    except DataJointError:
+                        continue
+                    referenced = {bytes(row[0]) for row in rows}
+                    remaining = [h for h in remaining if h not in referenced]
+        return remaining
 
     def used(self) -> Any:
         """The tracking rows some table references."""
@@ -273,299 +292,16 @@ def add_external_references(table: Table, spec: TableSpec) -> TableSpec:
     return TableSpec(spec.table, spec.comment, spec.attributes, tuple(keys), spec.indexes)
 
 
-# -- insert -----------------------------------------------------------------------------------------
-class _Pending:
-    """Objects of one store waiting to be tracked by an insert."""
+# -- insert and fetch (external_insert.py, external_fetch.py) -------------------------------------
+from .external_fetch import decode_external_column  # noqa: E402
+from .external_insert import encode_external_columns, finish_external_insert  # noqa: E402
 
-    def __init__(self, tracking: ExternalTable) -> None:
-        self.tracking = tracking
-        self.objects: dict[
-            bytes, tuple[str, bytes | None, Path | None]
-        ] = {}  # hash -> (key, data, file)
-        self.entries: dict[bytes, tuple] = {}
-        self.uploaded: set[bytes] = set()
-
-
-def encode_external_columns(
-    table: Table, attributes: list[Attribute], rows: list[dict]
-) -> list[_Pending]:
-    """Replace external values in `rows` by their hashes and upload new objects (before the
-    insert's transaction). Returns what `finish_external_insert` must do inside it."""
-    from ..codecs.attach import read_attachment
-    from ..codecs.blob import pack
-    from ..values import is_missing
-
-    pending: dict[str, _Pending] = {}
-    for attribute in attributes:
-        group = pending.get(attribute.store)
-        if group is None:
-            group = pending[attribute.store] = _Pending(
-                external_table(table.connection, table.database, attribute.store)
-            )
-        tracking = group.tracking
-        for row in rows:
-            if attribute.name not in row or is_missing(attribute, row[attribute.name]):
-                continue
-            value = row[attribute.name]
-            try:
-                if attribute.kind == "blob":
-                    data = pack(value)
-                    hash_ = uuid_from_buffer(data)
-                    group.objects[hash_.bytes] = (tracking.object_key(hash_), data, None)
-                    group.entries[hash_.bytes] = (hash_.bytes, len(data), None, None, None)
-                elif attribute.kind == "attach":
-                    name, data = read_attachment(value, attribute.name)
-                    hash_ = attachment_uuid(name, data)
-                    group.objects[hash_.bytes] = (tracking.object_key(hash_, name), data, None)
-                    group.entries[hash_.bytes] = (hash_.bytes, len(data), name, None, None)
-                else:  # filepath
-                    hash_, key, file, contents = _filepath_entry(tracking, attribute, value)
-                    group.objects[hash_.bytes] = (key, None, file)
-                    group.entries[hash_.bytes] = (
-                        hash_.bytes,
-                        file.stat().st_size,
-                        None,
-                        key,
-                        contents.bytes,
-                    )
-            except (OSError, TypeError) as error:
-                raise DataValueError(
-                    f"insert into {table.table_name!r}: attribute {attribute.name!r}: {error}"
-                ) from None
-            row[attribute.name] = hash_.bytes
-    for group in pending.values():
-        already = group.tracking.tracked(group.objects)
-        for hash_, entry in already.items():
-            if entry[3] and group.entries[hash_][4] != (bytes(entry[3]) if entry[3] else None):
-                relative = group.entries[hash_][3]
-                raise DataValueError(
-                    f"store {group.tracking.store_name!r}: a different version of {relative!r} is already tracked"
-                )
-        new = {h: o for h, o in group.objects.items() if h not in already}
-        _upload(group, new)
-    return list(pending.values())
-
-
-def _filepath_entry(
-    tracking: ExternalTable, attribute: Attribute, value: Any
-) -> tuple[uuid.UUID, str, Path, uuid.UUID]:
-    stage = tracking.store.stage
-    if not stage:
-        raise DataValueError(
-            f"attribute {attribute.name!r}: store {tracking.store_name!r} has no 'stage' folder for filepath values"
-        )
-    file = Path(value).absolute()
-    try:
-        relative = file.relative_to(Path(stage).absolute()).as_posix()
-    except ValueError:
-        raise DataValueError(
-            f"attribute {attribute.name!r}: {str(value)!r} is not inside the stage folder {stage!r}"
-        ) from None
-    if not file.is_file():
-        raise DataValueError(f"attribute {attribute.name!r}: {str(value)!r} is not a file")
-    return filepath_uuid(relative), relative, file, uuid_from_file(file)
-
-
-def _upload(
-    group: _Pending, objects: Mapping[bytes, tuple[str, bytes | None, Path | None]]
-) -> None:
-    if not objects:
-        return
-    items = {
-        key: data if data is not None else file.read_bytes() for key, data, file in objects.values()
-    }
-    group.tracking.store.put_many(items)
-    group.uploaded.update(objects)
-
-
-def finish_external_insert(pending: list[_Pending]) -> None:
-    """Inside the insert's transaction: lock and check tracking rows, heal, then track."""
-    for group in pending:
-        if not group.entries:
-            continue
-        existing = group.tracking.tracked(group.entries, lock=True)
-        reused = [h for h in group.entries if h in existing and h not in group.uploaded]
-        if reused:
-            store = group.tracking.store
-            keys = {group.objects[h][0]: h for h in reused}
-            present = (
-                {k for k in keys if store.size(k) is not None}
-                if len(keys) < 8
-                else _present(store, keys)
-            )
-            missing = {keys[k]: group.objects[keys[k]] for k in keys if k not in present}
-            if missing:
-                logger.warning(
-                    "store %s: re-uploading %d tracked objects that were missing",
-                    store.name,
-                    len(missing),
-                )
-                _upload(group, missing)
-        gone = {
-            h: group.objects[h]
-            for h in group.entries
-            if h not in existing and h not in group.uploaded
-        }
-        _upload(group, gone)
-        group.tracking.track(list(group.entries.values()))
-
-
-def _present(store: Store, keys: Mapping[str, bytes]) -> set[str]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .store import transfer_concurrency
-
-    with ThreadPoolExecutor(transfer_concurrency()) as pool:
-        sizes = dict(zip(keys, pool.map(store.size, keys)))
-    return {k for k, size in sizes.items() if size is not None}
-
-
-# -- fetch ------------------------------------------------------------------------------------------
-def decode_external_column(
-    query: QueryExpression,
-    attribute: Attribute,
-    values: list,
-    *,
-    squeeze: bool = False,
-    download_path: str | os.PathLike = ".",
-) -> list:
-    """Fetch and decode the external objects of one column, concurrently and verified."""
-    from ..codecs.attach import file_uuid, place_attachment, safe_name
-    from ..codecs.blob import unpack
-
-    hashes = [bytes(v) for v in values if v is not None]
-    if not hashes:
-        return [None] * len(values)
-    database = attribute.database or getattr(query, "database", None)
-    if database is None:
-        raise DataJointError(
-            f"attribute {attribute.name!r}: cannot tell which schema's {attribute.store!r} store tracks it"
-        )
-    tracking = external_table(query.connection, database, attribute.store)
-    info = tracking.tracked(hashes)
-    untracked = [h for h in dict.fromkeys(hashes) if h not in info]
-    if untracked:
-        raise StoreError(
-            _where(
-                query, attribute, tracking, untracked[0], "is not tracked in " + tracking.table_name
-            )
-        )
-
-    wanted: dict[bytes, str] = {}
-    local: dict[bytes, str] = {}
-    for hash_ in dict.fromkeys(hashes):
-        size, attachment_name, filepath, contents_hash = info[hash_]
-        if attribute.kind == "attach":  # an existing identical file needs no download
-            target = Path(download_path) / safe_name(attachment_name)
-            if target.is_file() and file_uuid(target, attachment_name + "\0") == uuid.UUID(
-                bytes=hash_
-            ):
-                local[hash_] = str(target)
-                continue
-        if attribute.kind == "filepath":
-            target = Path(tracking.store.stage or ".") / filepath
-            if (
-                target.is_file()
-                and contents_hash
-                and file_uuid(target) == uuid.UUID(bytes=bytes(contents_hash))
-            ):
-                local[hash_] = str(target)
-                continue
-        wanted[hash_] = tracking.object_key(uuid.UUID(bytes=hash_), attachment_name, filepath)
-
-    data = _get_verified(query, attribute, tracking, wanted, info)
-    decoded: dict[bytes, Any] = dict(local)
-    for hash_, blob in data.items():
-        size, attachment_name, filepath, _ = info[hash_]
-        if attribute.kind == "blob":
-            decoded[hash_] = blob
-        elif attribute.kind == "attach":
-            decoded[hash_] = place_attachment(
-                attachment_name, uuid.UUID(bytes=hash_), download_path, lambda b=blob: b
-            )
-        else:
-            target = Path(tracking.store.stage or ".") / filepath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            from ..codecs.attach import write_atomic
-
-            write_atomic(target, blob)
-            decoded[hash_] = str(target)
-    if attribute.kind == "blob":
-        unpacked = {h: unpack(b, squeeze=squeeze) for h, b in decoded.items()}
-        return [None if v is None else unpacked[bytes(v)] for v in values]
-    return [None if v is None else decoded[bytes(v)] for v in values]
-
-
-def _get_verified(
-    query: Any, attribute: Attribute, tracking: ExternalTable, wanted: dict[bytes, str], info: dict
-) -> dict[bytes, bytes]:
-    """Objects by hash: from the cache when it holds a verified copy, else from the store."""
-    cache = get_cache()
-    result: dict[bytes, bytes] = {}
-
-    def verify(hash_: bytes, data: bytes) -> bool:
-        size, attachment_name, _, contents_hash = info[hash_]
-        if len(data) != size:
-            return False
-        if attribute.kind == "attach":
-            return attachment_uuid(attachment_name, data).bytes == hash_
-        if attribute.kind == "filepath":
-            return contents_hash is None or uuid_from_buffer(data).bytes == bytes(contents_hash)
-        return uuid_from_buffer(data).bytes == hash_
-
-    if cache is not None:
-        for hash_ in list(wanted):
-            hit = cache.get(
-                uuid.UUID(bytes=hash_).hex,
-                expected_size=info[hash_][0],
-                verify=lambda d, h=hash_: verify(h, d),
-            )
-            if hit is not None:
-                result[hash_] = hit
-                del wanted[hash_]
-    if wanted:
-        keys = {key: hash_ for hash_, key in wanted.items()}
-        try:
-            fetched = tracking.store.get_many(list(keys))
-        except MissingObjectError as error:
-            missing = keys.get(error.keys[0]) if error.keys else next(iter(wanted))
-            raise StoreError(
-                _where(query, attribute, tracking, missing, "is missing from the store")
-            ) from None
-        for key, data in fetched.items():
-            hash_ = keys[key]
-            if not verify(hash_, data):
-                raise StoreError(
-                    _where(
-                        query,
-                        attribute,
-                        tracking,
-                        hash_,
-                        f"is corrupted (size or hash differs from {tracking.table_name})",
-                    )
-                )
-            result[hash_] = data
-            if cache is not None:
-                cache.put(uuid.UUID(bytes=hash_).hex, data)
-    return result
-
-
-def _where(
-    query: Any, attribute: Attribute, tracking: ExternalTable, hash_: bytes, problem: str
-) -> str:
-    from ..condition import Condition
-
-    key = None
-    try:
-        quote = query.connection.backend.quote
-        rows = query.restrict(Condition(f"{quote(attribute.name)} = {PH}", (hash_,))).fetch(
-            "KEY", limit=1
-        )
-        key = rows[0] if rows else None
-    except DataJointError:
-        pass
-    table = getattr(query, "table_name", None) or "query"
-    return (
-        f"object {uuid.UUID(bytes=hash_)} of attribute {attribute.name!r} in table {table!r}"
-        f"{f' (key {key})' if key else ''} {problem}: {tracking.store.describe()}"
-    )
+__all__ = [
+    "ExternalMapping",
+    "ExternalTable",
+    "add_external_references",
+    "decode_external_column",
+    "encode_external_columns",
+    "external_table",
+    "finish_external_insert",
+]
