@@ -152,7 +152,7 @@ def load_catalog(classes: Mapping[str, type], entries: Iterable[Mapping[str, Any
             web_image.insert1(row)
             counts["inserted"] += 1
         elif existing[0] != row["image_url"] and not (original & key):
-            web_image.update1({**key, "image_url": row["image_url"]})
+            web_image.update1(row)  # the whole row: update1 of some attributes only fails (engine)
             counts["updated"] += 1
         else:
             counts["kept"] += 1

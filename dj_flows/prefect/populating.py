@@ -160,7 +160,7 @@ def _run_chunk(
             "%s: %d keys failed transiently (%s); reconnecting and retrying",
             table.__name__, len(pending), _message(transient[0][1]),
         )
-        table.connection.close()  # reconnects on the next query
+        table().connection.close()  # reconnects on the next query
         if reserve_jobs:
             _clear_job_errors(table, pending)
         time.sleep(pause_seconds * (2**attempt))
