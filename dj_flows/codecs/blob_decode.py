@@ -4,7 +4,8 @@ Values come back as DataJoint 0.14 returns them (its quirks included: a 0-d arra
 scalar, a one-row char array as a one-element string array, a cell array goes through
 `np.array(list)`), so code moving between the two libraries sees the same values. Where DataJoint
 would crash on a well-formed blob (ragged cells, subarray fields, non-ASCII chars) the decoder
-returns the natural value instead.
+returns the natural value instead; complex arrays are rebuilt from their stored parts (DataJoint's
+real + 1j*imag turns 0+inf*j into nan+inf*j).
 
 Safety: every claimed length, count and shape is checked against the bytes that remain before
 anything is allocated or looped over; nesting is bounded by MAX_DEPTH; allocations that numpy

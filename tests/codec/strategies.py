@@ -24,7 +24,13 @@ datetime_arrays = st.tuples(
     st.sampled_from(DATETIME),
     hnp.arrays(np.dtype("i8"), shapes, elements=st.integers(-(10**6), 10**6)),
 ).map(lambda pair: pair[1].view(pair[0]))
-unicode_arrays = hnp.arrays(hnp.unicode_string_dtypes(max_len=4), shapes)
+unicode_arrays = st.sampled_from(["<U4", ">U4"]).flatmap(
+    lambda d: hnp.arrays(
+        np.dtype(d),
+        shapes,
+        elements=st.text(st.characters(codec="utf-8", min_codepoint=1), max_size=4),
+    )
+)
 numpy_scalars = st.sampled_from(NUMERIC).flatmap(lambda d: hnp.from_dtype(np.dtype(d)))
 ordered_arrays = st.one_of(numeric_arrays, datetime_arrays).flatmap(
     lambda a: st.sampled_from([a, np.asfortranarray(a), a.T, a[::-1] if a.ndim else a])

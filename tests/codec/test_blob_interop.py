@@ -11,13 +11,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from dj_flows.codecs import pack, unpack
+from dj_flows.codecs.blob import SAMPLE_ABOVE
 from dj_flows.errors import BlobError
 
 from .same import assert_same
-from .strategies import values
+from .strategies import expected, values
 
 djblob = pytest.importorskip("datajoint.blob")
 pytestmark = pytest.mark.interop
+
+
+def _complex_infinity(value: Any) -> bool:
+    """DataJoint reads complex arrays as real + 1j*imag, which turns 0+inf*j into nan+inf*j;
+    dj_flows keeps the stored parts, so such values are compared with the original only."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.dtype.kind == "c" and bool(np.isinf(value).any())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(map(_complex_infinity, value))
+    if isinstance(value, dict):
+        return any(map(_complex_infinity, value.values()))
+    return False
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -26,7 +39,16 @@ def test_same_bytes_as_datajoint_and_each_reads_the_other(value: Any) -> None:
     for compress in (False, True):
         ours = pack(value, compress=compress)
         assert ours == djblob.pack(value, compress=compress)
-        assert_same(djblob.unpack(ours), unpack(ours))
+        assert_same(expected(value), unpack(ours))
+        if not _complex_infinity(value):
+            assert_same(djblob.unpack(ours), unpack(ours))
+
+
+def test_complex_infinity_kept_where_datajoint_makes_nan() -> None:
+    value = np.array([complex(0, np.inf), complex(np.inf, 1)])
+    assert_same(value, unpack(pack(value)))
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(djblob.unpack(pack(value))[0].real)
 
 
 def _large_values() -> dict[str, Any]:
@@ -40,13 +62,15 @@ def _large_values() -> dict[str, Any]:
         ),
         "complex_c_order": (rng.random((400, 300)) + 1j).astype("complex64"),
         "strided": rng.integers(0, 1000, (900, 700))[::3, ::2],
-        "many_records": [{"k": i, "v": np.full(4, i, "int16"), "s": f"r{i}"} for i in range(5000)],
+        "many_records": [{"k": i, "v": np.full(4, i, "int16"), "s": f"r{i}"} for i in range(2500)],
     }
 
 
 @pytest.mark.parametrize("name", sorted(_large_values()))
 def test_large_blobs_read_by_datajoint(name: str) -> None:
     value = _large_values()[name]
+    if name == "many_records":
+        assert len(pack(value, compress=False)) > SAMPLE_ABOVE
     assert pack(value, compress=False) == djblob.pack(value, compress=False)
     ours = pack(value)
     theirs = djblob.pack(value)
