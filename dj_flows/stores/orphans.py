@@ -188,20 +188,27 @@ def scan_orphans(
         if parsed is None:
             report.unrecognized += 1
             continue
-        if grace and (age is None or age < grace):
-            report.young += 1
-            continue
         batch.append(Orphan(item.key, item.size, item.mtime, *parsed))
         if len(batch) >= PAGE:
-            report.orphans += _untracked(tracking, batch)
+            _resolve(tracking, batch, report, now)
             batch = []
             if progress:
                 progress("scan", report.scanned, None)
-    report.orphans += _untracked(tracking, batch)
+    _resolve(tracking, batch, report, now)
     if progress:
         progress("scan", report.scanned, report.scanned)
     report.seconds["scan"] = time.monotonic() - started
     return report
+
+
+def _resolve(tracking: ExternalTable, batch: list[Orphan], report: OrphanReport, now: float) -> None:
+    """Add the untracked files of `batch` to the report: as orphans when past the grace period."""
+    grace = report.grace_seconds
+    for orphan in _untracked(tracking, batch):
+        if grace and (orphan.mtime is None or now - orphan.mtime < grace):
+            report.young += 1
+        else:
+            report.orphans.append(orphan)
 
 
 def _untracked(tracking: ExternalTable, batch: list[Orphan]) -> list[Orphan]:

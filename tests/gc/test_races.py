@@ -1,0 +1,186 @@
+"""The races the collector must win: each one staged deterministically with a second thread (its
+own database connection) paused at the point that matters, on both backends.
+
+- an insert re-using content holds its tracking rows' locks while a collector sweeps them;
+- a collector holds a page (objects already removed) while an insert re-uses that content;
+- an insert uploaded new content, and before it locked anything another insert tracked the same
+  content, was deleted, and the collector removed the object.
+In each, the row that ends up inserted must fetch its object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+from dj_flows.codecs.blob import pack
+from dj_flows.stores import external, gc
+from dj_flows.stores.external import ExternalTable
+from dj_flows.stores.layout import uuid_from_buffer
+
+from .conftest import STORE, blob, declare
+
+WAIT = 30  # seconds: generous bounds for the paused thread; the test fails if one is reached
+BLOCKED = 1.0  # seconds a thread must stay blocked to count as waiting on a lock
+
+
+@pytest.fixture
+def pipe(make_schema, store_spec):
+    schema = make_schema("r")
+    tables = declare(schema)
+    return tables["Item"], schema.external[STORE]
+
+
+class Runner(threading.Thread):
+    """A thread that runs `action` and keeps its result or exception."""
+
+    def __init__(self, action):
+        super().__init__(daemon=True)
+        self.action = action
+        self.result = self.error = None
+
+    def run(self):
+        try:
+            self.result = self.action()
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            self.error = error
+
+    def finish(self):
+        self.join(WAIT)
+        assert not self.is_alive(), "thread did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def object_present(tracking, content):
+    """Whether the store holds the object of blob(content)."""
+    return tracking.store.exists(tracking.object_key(uuid_from_buffer(pack(blob(content)))))
+
+
+def unused_content(Item, tracking, content):
+    """Content tracked, unreferenced, with its object in the store."""
+    Item.insert1({"id": 1000 + content, "content": content, "b": blob(content)})
+    (Item & {"id": 1000 + content}).delete()
+    assert len(tracking.unused()) >= 1 and object_present(tracking, content)
+
+
+def test_insert_holding_locks_makes_the_collector_wait_and_keep(pipe, monkeypatch):
+    Item, tracking = pipe
+    unused_content(Item, tracking, 1)
+    locked, release = threading.Event(), threading.Event()
+    track = ExternalTable.track
+
+    def paused_track(self, entries):
+        track(self, entries)
+        if threading.current_thread() is inserter:
+            locked.set()
+            assert release.wait(WAIT)
+
+    monkeypatch.setattr(ExternalTable, "track", paused_track)
+    inserter = Runner(lambda: Item.insert1({"id": 1, "content": 1, "b": blob(1)}))
+    inserter.start()
+    assert locked.wait(WAIT)  # the insert holds the row's lock, its data row not yet inserted
+
+    collector = Runner(lambda: gc.collect(tracking, 0))
+    collector.start()
+    collector.join(BLOCKED)
+    assert collector.is_alive(), "the collector did not wait for the insert's lock"
+    release.set()
+    inserter.finish()
+    report = collector.finish()
+
+    assert report.deleted_rows == 0 and report.skipped + report.vanished == report.count >= 1
+    assert object_present(tracking, 1)
+    np.testing.assert_array_equal((Item & {"id": 1}).fetch1("b"), blob(1))
+
+
+def test_collector_holding_a_page_makes_the_insert_wait_then_upload_again(pipe, monkeypatch):
+    Item, tracking = pipe
+    unused_content(Item, tracking, 2)
+    removed, release = threading.Event(), threading.Event()
+    remove = gc._remove_objects
+
+    def paused_remove(tracking_, keys):
+        failed = remove(tracking_, keys)
+        removed.set()
+        assert release.wait(WAIT)
+        return failed
+
+    monkeypatch.setattr(gc, "_remove_objects", paused_remove)
+    collector = Runner(lambda: gc.collect(tracking, 0))
+    collector.start()
+    assert removed.wait(WAIT)  # the object is gone, the row's deletion not yet committed
+    assert not object_present(tracking, 2)
+
+    inserter = Runner(lambda: Item.insert1({"id": 2, "content": 2, "b": blob(2)}))
+    inserter.start()
+    inserter.join(BLOCKED)
+    assert inserter.is_alive(), "the insert did not wait for the collector's lock"
+    release.set()
+    report = collector.finish()
+    inserter.finish()
+
+    assert report.deleted_rows == 1
+    assert object_present(tracking, 2)
+    np.testing.assert_array_equal((Item & {"id": 2}).fetch1("b"), blob(2))
+
+
+def test_upload_collected_before_the_insert_locked_is_uploaded_again(pipe, monkeypatch, caplog):
+    Item, tracking = pipe
+    uploaded, release = threading.Event(), threading.Event()
+    finish = external.finish_external_insert
+
+    def paused_finish(pending):
+        if threading.current_thread() is first:
+            uploaded.set()
+            assert release.wait(WAIT)
+        return finish(pending)
+
+    monkeypatch.setattr(external, "finish_external_insert", paused_finish)
+    first = Runner(lambda: Item.insert1({"id": 3, "content": 3, "b": blob(3)}))
+    first.start()
+    assert uploaded.wait(WAIT)  # new content uploaded; nothing tracked or locked yet
+    assert object_present(tracking, 3)
+
+    Item.insert1({"id": 4, "content": 3, "b": blob(3)})  # another insert tracks the same content
+    (Item & {"id": 4}).delete()
+    report = gc.collect(tracking, 0)  # and the collector removes it
+    assert report.deleted_rows == 1 and not object_present(tracking, 3)
+
+    with caplog.at_level(logging.WARNING, logger="dj_flows.external"):
+        release.set()
+        first.finish()
+
+    assert object_present(tracking, 3)
+    np.testing.assert_array_equal((Item & {"id": 3}).fetch1("b"), blob(3))
+    assert any("re-uploading 1 tracked objects" in r.getMessage() for r in caplog.records)
+
+
+def test_an_insert_with_no_collector_in_between_checks_nothing(pipe, monkeypatch):
+    Item, tracking = pipe
+    gc.collect(tracking, 0)  # leaves an idle mark
+    checked = []
+    size = type(tracking.store).size
+
+    def counting_size(self, key):
+        checked.append(key)
+        return size(self, key)
+
+    monkeypatch.setattr(type(tracking.store), "size", counting_size)
+    Item.insert([{"id": i, "content": 10 + i, "b": blob(10 + i)} for i in range(20)])
+    assert checked == []  # new objects: no HEAD; the mark read before and after agree
+
+
+def test_uploads_may_be_gone_reads_the_mark():
+    assert not gc.uploads_may_be_gone("none", "none")
+    assert not gc.uploads_may_be_gone("idle:a", "idle:a")
+    assert gc.uploads_may_be_gone("idle:a", "idle:b")
+    assert gc.uploads_may_be_gone("none", "idle:b")
+    assert gc.uploads_may_be_gone("busy:a", "busy:a")
+    assert gc.uploads_may_be_gone("idle:a", "busy:b")
+    assert gc.uploads_may_be_gone("unknown:a", "unknown:a")
+    assert gc.uploads_may_be_gone(None, "none")
