@@ -12,11 +12,47 @@ resolves them to table classes inside itself, on its own thread's connection, wi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import threading
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..connection import Connection, conn
 from ..errors import DataJointError
+from ..schema import Schema
 from ..tiers import Computed, Imported, Part, UserTable
+
+
+def activator(
+    define: Callable[[Schema], Mapping[str, type]],
+) -> Callable[..., dict[str, type]]:
+    """Make a pipeline's `activate(schema_name, connection=None)` from `define(schema)`, which
+    declares the pipeline's classes on a schema and returns them by name.
+
+    Classes are bound to one connection, and each thread has its own, so `activate` defines them
+    once per connection and schema and returns the same classes on later calls.
+    """
+    lock = threading.Lock()
+    bound: weakref.WeakKeyDictionary[Connection, dict[str, dict[str, type]]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def activate(schema_name: str, connection: Connection | None = None) -> dict[str, type]:
+        connection = connection or conn()
+        with lock:
+            per_connection = bound.setdefault(connection, {})
+            classes = per_connection.get(schema_name)
+        if classes is None:
+            classes = dict(define(Schema(schema_name, connection=connection)))
+            with lock:
+                classes = per_connection.setdefault(schema_name, classes)
+        return dict(classes)
+
+    activate.__doc__ = (
+        "The pipeline's classes bound to `schema_name` (declared on first use) on `connection` "
+        "(default: the calling thread's connection for the current config)."
+    )
+    return activate
 
 
 def tables(pipeline: str, schema_name: str) -> dict[str, type]:
@@ -80,7 +116,7 @@ def populate_plan(
         classes = {n: c for n, c in classes.items() if n in wanted}
     if not classes:
         return []
-    connection = next(iter(classes.values())).connection
+    connection = next(iter(classes.values()))().connection
     by_node = {(schema_name, c.table_name): n for n, c in classes.items()}
     graph = connection.dependencies
     plan = []

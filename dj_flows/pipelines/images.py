@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
-import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..connection import Connection, conn
 from ..schema import Schema
 from ..tiers import Computed, Imported, Lookup
+from . import activator
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
@@ -55,12 +53,6 @@ SLIDE = """
 ---
 image_array : blob@local  # array in specified store
 """
-
-_lock = threading.Lock()
-_bound: weakref.WeakKeyDictionary[Connection, dict[str, dict[str, type]]] = (
-    weakref.WeakKeyDictionary()
-)
-
 
 def _download(url: str, folder: str) -> str:
     # imported here: the Prefect layer owns the downloader; the engine never imports Prefect
@@ -120,18 +112,8 @@ def _define(schema: Schema) -> dict[str, type]:
     return dict(context)
 
 
-def activate(schema_name: str, connection: Connection | None = None) -> dict[str, type]:
-    """The pipeline's classes bound to `schema_name` (declared on first use) on `connection`
-    (default: the calling thread's connection for the current config)."""
-    connection = connection or conn()
-    with _lock:
-        per_connection = _bound.setdefault(connection, {})
-        classes = per_connection.get(schema_name)
-    if classes is None:
-        classes = _define(Schema(schema_name, connection=connection))
-        with _lock:
-            per_connection[schema_name] = classes
-    return dict(classes)
+activate = activator(_define)
+"""`activate(schema_name, connection=None)`: the three classes bound to a schema."""
 
 
 def load_catalog(classes: Mapping[str, type], entries: Iterable[Mapping[str, Any]]) -> dict[str, int]:
