@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 import dj_flows as dj
 
-STORE = "gcstore"
+from .pipeline import STORE, attachment, blob, declare
+
+__all__ = ["STORE", "attachment", "blob", "declare", "store_spec"]
 
 
 @pytest.fixture(scope="module")
@@ -29,38 +29,3 @@ def store_spec(backend: str, request: pytest.FixtureRequest, tmp_path_factory) -
     dj.config["stores"] = saved
 
 
-def blob(content: int) -> np.ndarray:
-    """The array of content number `content` (distinct contents, distinct hashes)."""
-    return np.arange(16, dtype=np.float64) * 0.5 + content
-
-
-def attachment(folder: Path, content: int) -> Path:
-    path = folder / f"file{content}.bin"
-    if not path.exists():
-        path.write_bytes(bytes([content % 256]) * (100 + content))
-    return path
-
-
-def declare(schema: dj.Schema) -> dict[str, type]:
-    """Two tables referencing the store: Item (blob and attachment) and Note (blob)."""
-
-    @schema
-    class Item(dj.Manual):
-        definition = f"""
-        id : int
-        ---
-        content : int
-        b : blob@{STORE}
-        a = null : attach@{STORE}
-        """
-
-    @schema
-    class Note(dj.Manual):
-        definition = f"""
-        name : varchar(20)
-        day : date
-        ---
-        b : blob@{STORE}
-        """
-
-    return {"Item": Item, "Note": Note}

@@ -14,7 +14,7 @@ import dj_flows as dj
 from dj_flows.stores import gc
 from dj_flows.stores.history import SENTINEL, history_table
 
-from .conftest import STORE, attachment, blob, declare
+from .pipeline import STORE, attachment, blob, declare
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dj_flows.stores.filestore import TEMP_SUFFIX
 from dj_flows.stores.layout import object_key, uuid_from_buffer
 from dj_flows.stores.orphans import parse_key, remove_orphans, scan_orphans
 
-from .conftest import STORE, blob, declare
+from .pipeline import STORE, blob, declare
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from dj_flows.stores import external, gc
 from dj_flows.stores.external import ExternalTable
 from dj_flows.stores.layout import uuid_from_buffer
 
-from .conftest import STORE, blob, declare
+from .pipeline import STORE, blob, declare
 
 WAIT = 30  # seconds: generous bounds for the paused thread; the test fails if one is reached
 BLOCKED = 1.0  # seconds a thread must stay blocked to count as waiting on a lock
@@ -132,15 +132,16 @@ def test_collector_holding_a_page_makes_the_insert_wait_then_upload_again(pipe, 
 def test_upload_collected_before_the_insert_locked_is_uploaded_again(pipe, monkeypatch, caplog):
     Item, tracking = pipe
     uploaded, release = threading.Event(), threading.Event()
-    finish = external.finish_external_insert
+    encode = external.encode_external_columns
 
-    def paused_finish(pending):
+    def paused_encode(*args):
+        pending = encode(*args)  # uploads new objects, before the insert's transaction
         if threading.current_thread() is first:
             uploaded.set()
             assert release.wait(WAIT)
-        return finish(pending)
+        return pending
 
-    monkeypatch.setattr(external, "finish_external_insert", paused_finish)
+    monkeypatch.setattr(external, "encode_external_columns", paused_encode)
     first = Runner(lambda: Item.insert1({"id": 3, "content": 3, "b": blob(3)}))
     first.start()
     assert uploaded.wait(WAIT)  # new content uploaded; nothing tracked or locked yet
@@ -157,7 +158,7 @@ def test_upload_collected_before_the_insert_locked_is_uploaded_again(pipe, monke
 
     assert object_present(tracking, 3)
     np.testing.assert_array_equal((Item & {"id": 3}).fetch1("b"), blob(3))
-    assert any("re-uploading 1 tracked objects" in r.getMessage() for r in caplog.records)
+    assert any("1 tracked objects" in r.getMessage() for r in caplog.records)
 
 
 def test_an_insert_with_no_collector_in_between_checks_nothing(pipe, monkeypatch):
