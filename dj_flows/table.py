@@ -175,8 +175,10 @@ class Table(QueryExpression):
         groups, pending = self._encode_rows(normalized, heading)  # uploads external objects first
         refused = (DuplicateError, IntegrityError, DataValueError, MissingAttributeError)
         failure: tuple | None = None
-        # inside a caller's transaction a savepoint keeps the batch all-or-nothing on its own
-        nested = connection.in_transaction
+        # inside a caller's transaction a savepoint keeps the batch all-or-nothing on its own; one
+        # row in one statement is atomic already (and make() inserts so, once per key: no round trips)
+        single = len(normalized) == 1 and len(groups) == 1 and not pending
+        nested = connection.in_transaction and not single
         try:
             with connection.transaction():
                 if nested:

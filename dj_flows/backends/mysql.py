@@ -58,7 +58,9 @@ class MySQLBackend(Backend):
             host, _, port_text = host.partition(":")
             port = int(port_text)
         use_tls = self.settings.get("database.use_tls")
-        ssl = {"ssl": {}} if use_tls else {}
+        # use_tls False: no TLS at all (pymysql otherwise builds a default TLS context on every
+        # connect, ~50-300 ms of CA loading, to try TLS opportunistically); None: that attempt
+        ssl = {"ssl": {}} if use_tls else {"ssl_disabled": True} if use_tls is False else {}
         try:
             raw = pymysql.connect(
                 host=host,
