@@ -137,6 +137,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         store_names=args.store or None,
         grace_seconds=args.grace_seconds,
         dry_run=not args.delete,
+        delete_orphans=args.orphans,
         delete_files=not args.keep_files,
         limit=args.limit,
     )
@@ -147,15 +148,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def _gc_text(reports: list[dict], deleted: bool) -> str:
     if not reports:
         return "no external stores in use"
-    lines = []
-    for r in reports:
-        if deleted:
-            lines.append(f"store {r['store']!r}: removed {r['deleted_rows']} objects "
-                         f"({r['bytes']} bytes), kept {r['skipped']} back in use")
-        else:
-            lines.append(f"store {r['store']!r}: would remove {r['count']} objects ({r['bytes']} "
-                         "bytes); run with --delete to remove them")
-    return "\n".join(lines)
+    text = "\n".join(r["text"] for r in reports)
+    if not deleted and any(r["unused"]["count"] for r in reports):
+        text += "\n(a dry run: nothing was removed; run with --delete to remove them)"
+    return text
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -276,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--store", action="append", help="only this store (repeatable)")
     gc.add_argument("--grace-seconds", type=int, help="minimum age of an unused object")
     gc.add_argument("--delete", action="store_true", help="remove (default: report only)")
+    gc.add_argument("--orphans", action="store_true",
+                    help="also objects no tracking row knows (scanned; removed with --delete)")
     gc.add_argument("--keep-files", action="store_true", help="remove tracking rows only")
     gc.add_argument("--limit", type=int, help="at most this many objects")
     gc.add_argument("--json", action="store_true", help="print the JSON reports")

@@ -240,31 +240,28 @@ def gc_task(
     *,
     grace_seconds: int | None = None,
     dry_run: bool = True,
+    delete_orphans: bool = False,
     delete_files: bool = True,
     limit: int | None = None,
     database: DataJointDatabase | None = None,
     stores: Stores = None,
 ) -> dict[str, Any]:
-    """Collect unused objects of one external store of `schema_name` (a dry-run report by default)."""
-    from ..schema import Schema
-    from ..settings import config
-    from ..stores import gc
+    """Collect unused objects of one external store of `schema_name` with the engine's `run_gc`
+    (a dry-run report by default); publishes the printable report as a markdown artifact."""
+    from ..stores.gc import run_gc
 
     with engine(database, stores) as connection:
-        grace = int(config["gc.grace_seconds"] if grace_seconds is None else grace_seconds)
-        tracking = Schema(schema_name, connection=connection, create_schema=False).external[store]
-        report = gc.plan(tracking, grace, limit)
-        if not dry_run:
-            report = gc.sweep(tracking, report, delete_files=delete_files)
-    result = jsonable(report.to_dict())
+        result = run_gc(
+            schema_name, store, grace_seconds, dry_run, delete_orphans,
+            delete_files=delete_files, limit=limit, connection=connection,
+        )
     if in_prefect_run():
         from prefect.artifacts import create_markdown_artifact
 
+        verb = "dry run" if dry_run else "collection"
         create_markdown_artifact(
-            f"```\n{report}\n```",
+            f"```\n{result['text']}\n```",
             key=artifact_key("gc", schema_name, store),
-            description=f"external GC of store {store!r} in {schema_name}",
+            description=f"external GC {verb} of store {store!r} in {schema_name}",
         )
-    return result
-
-
+    return jsonable(result)
