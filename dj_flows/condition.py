@@ -89,6 +89,8 @@ def make_condition(query: QueryExpression, restriction: Any) -> Condition:
     """Compile `restriction` against the attributes of `query`."""
     from .expression import QueryExpression
 
+    if type(restriction) is dict:  # the common case first: a key
+        return _dict_condition(query, restriction)
     if isinstance(restriction, Condition):
         return restriction
     if isinstance(restriction, bool | np.bool_):
@@ -136,11 +138,12 @@ def _is_dataframe(value: Any) -> bool:
 
 def _dict_condition(query: QueryExpression, restriction: collections.abc.Mapping) -> Condition:
     backend = query.connection.backend
+    attributes = query.heading.attributes
     parts = []
     for name, value in restriction.items():
-        if name not in query.heading:
+        attribute = attributes.get(name)
+        if attribute is None:
             continue  # DataJoint ignores keys that are not attributes of the query
-        attribute = query.heading[name]
         if attribute.is_blob or attribute.is_attachment or attribute.is_filepath:
             raise QueryError(f"cannot restrict by the value of blob/attachment attribute {name!r}")
         column = backend.quote(name)

@@ -47,6 +47,7 @@ class Connection:
         self.backend: Backend = make_backend(settings)
         self._link = _Link()
         self._table_info: dict[tuple[str, str], TableInfo | None] = {}
+        self.generation = 0  # bumped by invalidate(): cached headings older than it are stale
         self._dependencies: Any = None
         self.schemas: dict[str, Any] = {}
         self.connect()
@@ -189,6 +190,7 @@ class Connection:
         """Forget cached headings and dependencies (after DDL)."""
         self._table_info.clear()
         self._dependencies = None
+        self.generation += 1  # tables drop the headings they keep
 
     @property
     def dependencies(self) -> Any:

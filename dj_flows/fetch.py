@@ -73,9 +73,13 @@ def _decode_column(
 
 
 def _columns(query: QueryExpression, names: Sequence[str], rows: list[tuple], squeeze: bool, download_path: str) -> dict[str, list]:
-    columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+    attributes = query.heading.attributes
+    if len(rows) == 1:
+        columns = {name: [value] for name, value in zip(names, rows[0])}
+    else:
+        columns = dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
     for name in names:
-        columns[name] = _decode_column(query, query.heading[name], columns[name], squeeze=squeeze, download_path=download_path)
+        columns[name] = _decode_column(query, attributes[name], columns[name], squeeze=squeeze, download_path=download_path)
     return columns
 
 
@@ -120,16 +124,7 @@ def fetch(
         raise QueryError(f"fetch(format=...) must be 'array' or 'frame', got {format!r}")
     folder = str(download_path if download_path is not None else config.get("download_path") or ".")
     heading = query.heading
-
-    for name in attrs:
-        if name != "KEY" and name not in heading:
-            raise MissingAttributeError(
-                f"fetch: {name!r} is not an attribute of the query ({', '.join(heading.names)})"
-            )
-    if attrs:
-        names = list(dict.fromkeys(n for a in attrs for n in (heading.primary_key if a == "KEY" else [a])))
-    else:
-        names = heading.names
+    names = _names(heading, attrs)
     sql, params = query.make_sql(names, order_by=order, limit=limit, offset=offset)
     rows = list(query._execute(sql, params).fetchall())
     columns = _columns(query, names, rows, squeeze, folder)
@@ -163,22 +158,31 @@ def fetch(
 
 def fetch1(query: QueryExpression, *attrs: str, squeeze: bool = False, download_path: str | os.PathLike | None = None) -> Any:
     """Fetch exactly one row: a dict (no attrs), one value (one attr) or a tuple (several)."""
-    rows = fetch(query, *attrs, as_dict=True, squeeze=squeeze, download_path=download_path, limit=2) if not attrs else None
+    heading = query.heading
+    names = _names(heading, attrs)
+    sql, params = query.make_sql(names, limit=2)  # two rows tell "not exactly one"; no order needed
+    rows = query._execute(sql, params).fetchall()
+    if len(rows) != 1:
+        raise DataJointError(f"fetch1 should return exactly one row; the query returned {_count(query, len(rows))}")
+    folder = str(download_path if download_path is not None else config.get("download_path") or ".")
+    columns = _columns(query, names, rows, squeeze, folder)
+    row = {name: columns[name][0] for name in names}
     if not attrs:
-        if len(rows) != 1:
-            raise DataJointError(f"fetch1 should return exactly one row; the query returned {_count(query, len(rows))}")
-        return rows[0]
-    values = fetch(query, *attrs, as_dict=True, squeeze=squeeze, download_path=download_path, limit=2)
-    if len(values) != 1:
-        raise DataJointError(f"fetch1 should return exactly one row; the query returned {_count(query, len(values))}")
-    row = values[0]
-    results = []
-    for name in attrs:
-        if name == "KEY":
-            results.append({k: row[k] for k in query.heading.primary_key})
-        else:
-            results.append(row[name])
+        return row
+    results = [{k: row[k] for k in heading.primary_key} if name == "KEY" else row[name] for name in attrs]
     return results[0] if len(attrs) == 1 else tuple(results)
+
+
+def _names(heading: Any, attrs: Sequence[str]) -> list[str]:
+    """The columns to select for `attrs` ('KEY' stands for the primary key); all when none."""
+    for name in attrs:
+        if name != "KEY" and name not in heading:
+            raise MissingAttributeError(
+                f"fetch: {name!r} is not an attribute of the query ({', '.join(heading.names)})"
+            )
+    if attrs:
+        return list(dict.fromkeys(n for a in attrs for n in (heading.primary_key if a == "KEY" else [a])))
+    return heading.names
 
 
 def _count(query: QueryExpression, seen: int) -> str:

@@ -229,11 +229,19 @@ class Attribute:
 
 
 class Heading:
-    """An ordered set of attributes; the primary key comes first."""
+    """An ordered set of attributes; the primary key comes first.
+
+    A heading does not change once made (queries build new ones), so the name lists that every
+    query asks for are computed once here; the properties hand out copies."""
 
     def __init__(self, attributes: Iterable[Attribute], table_comment: str = "") -> None:
         self.attributes: dict[str, Attribute] = {a.name: a for a in attributes}
         self.table_comment = table_comment
+        values = self.attributes.values()
+        self._names = tuple(self.attributes)
+        self._key = tuple(a.name for a in values if a.in_key)
+        self._secondary = tuple(a.name for a in values if not a.in_key)
+        self._has_computed = any(a.sql_expression is not None for a in values)
 
     def __iter__(self) -> Iterator[Attribute]:
         return iter(self.attributes.values())
@@ -262,15 +270,15 @@ class Heading:
 
     @property
     def names(self) -> list[str]:
-        return list(self.attributes)
+        return list(self._names)
 
     @property
     def primary_key(self) -> list[str]:
-        return [a.name for a in self.attributes.values() if a.in_key]
+        return list(self._key)
 
     @property
     def secondary_attributes(self) -> list[str]:
-        return [a.name for a in self.attributes.values() if not a.in_key]
+        return list(self._secondary)
 
     @property
     def primary_key_attributes(self) -> list[Attribute]:
@@ -290,4 +298,4 @@ class Heading:
 
     @property
     def has_computed(self) -> bool:
-        return any(a.sql_expression is not None for a in self.attributes.values())
+        return self._has_computed

@@ -72,10 +72,16 @@ class Table(QueryExpression):
     def heading(self) -> Heading:
         if self._heading is not None:
             return self._heading
+        # every query step asks for the heading: keep it on the instance until the next DDL
+        cached = self.__dict__.get("_heading_cache")
+        connection = self._connection
+        if cached is not None and cached[0] is connection and cached[1] == connection.generation:
+            return cached[2]
         self._check_attached()
-        info = self.connection.table_info(self.database, self.table_name)
+        info = connection.table_info(self.database, self.table_name)
         if info is None:
             raise MissingTableError(f"table {self.database}.{self.table_name} is not declared")
+        self.__dict__["_heading_cache"] = (connection, connection.generation, info.heading)
         return info.heading
 
     @property

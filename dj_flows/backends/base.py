@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ class Backend(abc.ABC):
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = dict(settings)
+        # every query quotes the same few names again: remember them (per backend instance)
+        self.quote = functools.lru_cache(maxsize=4096)(self.quote)  # type: ignore[method-assign]
 
     def __repr__(self) -> str:  # never the settings: they hold the password
         return f"<{type(self).__name__} {self.describe_target()}>"
@@ -90,7 +93,8 @@ class Backend(abc.ABC):
     def limit_clause(self, limit: int | None, offset: int | None) -> str:
         if limit is None and not offset:
             return ""
-        return f" LIMIT {int(limit) if limit is not None else 2**62} OFFSET {int(offset or 0)}"
+        text = f" LIMIT {int(limit) if limit is not None else 2**62}"
+        return text + f" OFFSET {int(offset)}" if offset else text
 
     @abc.abstractmethod
     def insert_statement(
