@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 import datajoint as dj  # noqa: E402
 from datajoint import blob as djblob  # noqa: E402
 
-from dj_flows.codecs import MatCell, MatStruct  # noqa: E402
 from tests.codec.blob_cases import CASES, NATURAL, RAW, RAW_EXPECTED  # noqa: E402
+from tests.codec.dj_types import from_datajoint, to_datajoint  # noqa: E402
 
 OUT = ROOT / "tests" / "vectors" / "blob"
 DIMS32 = [
@@ -41,48 +41,6 @@ DIMS32 = [
     "matcell_strings", "list_nested", "dict_mixed_keys", "str_unicode", "decimal", "int_11",
     "array_float64_empty_0x3",
 ]  # fmt: skip
-
-
-def to_datajoint(value: Any) -> Any:
-    """Our MatCell/MatStruct (also inside object arrays) as datajoint's, so it packs them alike."""
-    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
-        value = np.array(value, dtype=object, copy=True).view(type(value))
-        for index in np.ndindex(value.shape):
-            value[index] = to_datajoint(value[index])
-    if isinstance(value, MatStruct):
-        plain = np.array(value, copy=True)
-        for name in plain.dtype.names:
-            if plain.dtype[name].kind == "O":
-                for index in np.ndindex(plain.shape):
-                    plain[name][index] = to_datajoint(plain[name][index])
-        return plain.view(dj.MatStruct)
-    if isinstance(value, MatCell):
-        return np.asarray(value).view(dj.MatCell)
-    return value
-
-
-def from_datajoint(value: Any) -> Any:
-    """datajoint's MatCell/MatStruct (at any depth) as ours, so the pickle needs no datajoint."""
-    if isinstance(value, dj.MatCell):
-        value = np.asarray(value).view(MatCell)
-    elif isinstance(value, dj.MatStruct):
-        value = np.asarray(value).view(MatStruct)
-    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
-        for index in np.ndindex(value.shape):
-            value[index] = from_datajoint(value[index])
-    elif isinstance(value, np.ndarray) and value.dtype.names:
-        for name in value.dtype.names:
-            column = value[name]
-            if column.dtype.kind == "O":
-                for index in np.ndindex(column.shape):
-                    column[index] = from_datajoint(column[index])
-    elif isinstance(value, list):
-        value = [from_datajoint(x) for x in value]
-    elif isinstance(value, tuple):
-        value = tuple(from_datajoint(x) for x in value)
-    elif isinstance(value, dict):
-        value = {k: from_datajoint(x) for k, x in value.items()}
-    return value
 
 
 class To32:
@@ -170,7 +128,7 @@ class To32:
 def dj_unpack(blob: bytes, dims32: bool = False) -> tuple[bool, Any]:
     djblob.use_32bit_dims = dims32
     try:
-        return True, from_datajoint(djblob.unpack(blob))
+        return True, from_datajoint(djblob.unpack(blob), dj)
     except Exception:
         return False, None
     finally:
@@ -189,8 +147,8 @@ def build() -> tuple[dict[str, bytes], dict[str, Any], list[dict]]:
                          "protocol": blob[:6].split(b"\0")[0].decode(), "expected": key, **info})  # fmt: skip
 
     for name, make in CASES.items():
-        plain = djblob.pack(to_datajoint(make()), compress=False)
-        packed = djblob.pack(to_datajoint(make()), compress=True)
+        plain = djblob.pack(to_datajoint(make(), dj), compress=False)
+        packed = djblob.pack(to_datajoint(make(), dj), compress=True)
         for compress, blob in ((False, plain), (True, packed)):
             if compress and blob == plain:
                 manifest[-1]["compress"] = "either"

@@ -287,11 +287,13 @@ class Decoder:
         return rec.view(np.recarray)
 
     def field(self) -> np.ndarray:
-        """A record array's field: an array (or, after squeeze, a scalar)."""
+        """A record array's field: an array, or (squeezed) a scalar, held as a 0-d array."""
         value = self.value()
-        if not isinstance(value, (np.ndarray, np.generic, int, float, complex, str, bytes)):
-            raise self.fail(f"record array field holds a {type(value).__name__}, not an array")
-        return np.asarray(value)
+        if isinstance(value, (np.ndarray, np.generic, int, float, complex, str, bytes)):
+            return np.asarray(value)
+        holder = np.empty((), dtype=object)
+        holder[()] = value
+        return holder
 
     def within_budget(self, nbytes: int) -> None:
         if nbytes > self.budget:

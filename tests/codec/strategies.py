@@ -14,6 +14,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from dj_flows.codecs import MatCell, MatStruct
+
 NUMERIC = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
            "float32", "float64", "complex64", "complex128"]  # fmt: skip
 DATETIME = [f"M8[{unit}]" for unit in ("Y", "M", "D", "h", "m", "s", "ms", "us", "ns")]
@@ -87,3 +89,58 @@ def expected(value: Any) -> Any:
     if isinstance(value, datetime.time):
         return value.replace(tzinfo=None, fold=0)
     return value
+
+
+# ---- structured arrays, MATLAB structs and cells (compared with datajoint, not with the input:
+# datajoint reads struct fields as objects, char fields and cells through np.array)
+
+FIELD_TYPES = ["i1", "u2", "f4", "f8", "c16", "?", "U3", "O", "M8[s]"]
+field_values = st.one_of(
+    st.integers(-5, 5), st.text("abé", max_size=3), st.none(), st.floats(allow_nan=False)
+)
+
+
+@st.composite
+def structured_arrays(draw: st.DrawFn) -> np.ndarray:
+    """Structured arrays, as plain ndarray, np.recarray or MatStruct."""
+    fields = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["a", "b", "cd", "é"]), st.sampled_from(FIELD_TYPES)),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda field: field[0],
+        )
+    )
+    array = np.zeros(draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3)), fields)
+    for name, kind in fields:
+        flat = array[name].reshape(-1)
+        if kind == "O":
+            for i in range(flat.size):
+                flat[i] = draw(field_values)
+        else:
+            numbers = draw(st.lists(st.integers(0, 100), min_size=flat.size, max_size=flat.size))
+            flat[:] = np.array(numbers).astype(kind)
+        array[name] = flat.reshape(array[name].shape)
+    return array.view(draw(st.sampled_from([np.ndarray, np.recarray, MatStruct])))
+
+
+def _char_row(text: bytes) -> np.ndarray:
+    return np.frombuffer(text, dtype="S1").copy().reshape(1, -1)
+
+
+cell_elements = st.one_of(
+    field_values,
+    hnp.arrays(
+        "f8", hnp.array_shapes(min_dims=1, max_dims=2, max_side=3), elements=st.floats(-5, 5)
+    ),
+    st.binary(max_size=4).map(lambda b: _char_row(bytes(97 + x % 26 for x in b))),
+)
+
+
+@st.composite
+def cells(draw: st.DrawFn) -> MatCell:
+    cell = np.empty(draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=3)), object)
+    flat = cell.reshape(-1)
+    for i in range(flat.size):
+        flat[i] = draw(cell_elements)
+    return flat.reshape(cell.shape).view(MatCell)

@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dj_flows.codecs import pack, unpack
 from dj_flows.codecs.blob import SAMPLE_ABOVE
 from dj_flows.errors import BlobError
 
-from .same import assert_same
-from .strategies import expected, values
+from .dj_types import from_datajoint, to_datajoint
+from .same import assert_same, diff
+from .strategies import cells, expected, structured_arrays, values
 
 djblob = pytest.importorskip("datajoint.blob")
 pytestmark = pytest.mark.interop
@@ -49,6 +51,23 @@ def test_complex_infinity_kept_where_datajoint_makes_nan() -> None:
     assert_same(value, unpack(pack(value)))
     with np.errstate(invalid="ignore"):
         assert np.isnan(djblob.unpack(pack(value))[0].real)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(structured_arrays(), cells()), st.booleans())
+def test_structs_cells_and_records_match_datajoint(value: Any, squeeze: bool) -> None:
+    """Same bytes; same values wherever datajoint can read its own blob (it cannot read ragged
+    cells, or struct fields squeezed to None), and there dj_flows still reads it."""
+    dj = pytest.importorskip("datajoint")
+    for compress in (False, True):
+        ours = pack(value, compress=compress)
+        assert ours == djblob.pack(to_datajoint(value, dj), compress=compress)
+        result = unpack(ours, squeeze=squeeze)
+        try:
+            theirs = djblob.unpack(ours, squeeze=squeeze)
+        except Exception:
+            continue
+        assert diff(from_datajoint(theirs, dj), result) is None
 
 
 def _large_values() -> dict[str, Any]:
