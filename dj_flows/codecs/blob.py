@@ -13,8 +13,10 @@ DataJoint would compress it; whenever the blob is compressed, the bytes are Data
 
 `unpack` reads everything DataJoint 0.12-2.x and mYm write: both protocols, compressed or not,
 and blobs with 32-bit dimensions (with `dims32=True`, or `use_32bit_dims = True` as in DataJoint;
-not guessed, because a truncated 64-bit blob can parse as a valid 32-bit one). Arrays it returns are writable. Truncated, mutated or random bytes raise
-BlobError, never another exception, a huge allocation or a hang.
+not guessed, because a truncated 64-bit blob can parse as a valid 32-bit one). Arrays it returns
+are writable: copied out of an uncompressed blob (once), views of the buffer it decompresses into
+otherwise (`copy=False` returns DataJoint's read-only views instead). Truncated, mutated or random
+bytes raise BlobError, never another exception, a huge allocation or a hang.
 
 The codec is pure: it imports no database or store code.
 """
