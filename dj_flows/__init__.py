@@ -2,6 +2,7 @@
 whose work runs as Prefect 3 flows. `import dj_flows as dj` gives DataJoint's public API."""
 
 from . import errors
+from .codecs import MatCell, MatStruct, blob
 from .condition import AndList, Not
 from .connection import Connection, conn
 from .diagram import Diagram
@@ -26,6 +27,8 @@ __all__ = [
     "FreeTable",
     "Imported",
     "Lookup",
+    "MatCell",
+    "MatStruct",
     "Manual",
     "Not",
     "Part",
@@ -33,6 +36,7 @@ __all__ = [
     "Schema",
     "Table",
     "__version__",
+    "blob",
     "config",
     "conn",
     "errors",
