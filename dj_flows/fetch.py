@@ -87,11 +87,8 @@ def _to_records(query: QueryExpression, names: Sequence[str], columns: dict[str,
     dtype = np.dtype([(name, attribute_dtype(query.heading[name])) for name in names])
     records = np.empty(count, dtype=dtype)
     for name in names:
-        if dtype[name].kind == "O":
-            column = np.empty(count, dtype=object)
-            for i, value in enumerate(columns[name]):
-                column[i] = value
-            records[name] = column
+        if dtype[name].kind == "O":  # fromiter never splits a list or array value into elements
+            records[name] = np.fromiter(columns[name], dtype=object, count=count)
         else:
             try:
                 records[name] = np.asarray(columns[name], dtype=dtype[name])

@@ -33,7 +33,7 @@ from .expression import QueryExpression, _alias
 from .heading import Attribute, Heading
 from .naming import split_part, to_camel_case
 from .settings import config
-from .values import encode_value, is_missing
+from .values import encode_value, make_encoder, make_missing_test
 
 logger = logging.getLogger("dj_flows.table")
 
@@ -284,8 +284,13 @@ class Table(QueryExpression):
             self.connection.query(statement, params)
 
     def _row_dict(self, row: Any, heading: Heading, ignore_extra_fields: bool) -> dict[str, Any]:
-        if isinstance(row, np.void) and row.dtype.names:
-            row = {name: row[name] for name in row.dtype.names}
+        if type(row) is dict:
+            row = dict(row)
+        elif isinstance(row, np.void) and row.dtype.names:
+            if any(row.dtype[name].kind in "Mm" for name in row.dtype.names):
+                row = {name: row[name] for name in row.dtype.names}
+            else:  # .item() gives Python scalars: the encoders' fast path
+                row = dict(zip(row.dtype.names, row.item()))
         elif isinstance(row, collections.abc.Mapping):
             row = dict(row)
         elif isinstance(row, collections.abc.Sequence) and not isinstance(row, str | bytes):
@@ -297,8 +302,8 @@ class Table(QueryExpression):
             row = dict(zip(heading.names, row))
         else:
             raise DataValueError(f"insert into {self.database}.{self.table_name}: cannot insert a row of type {type(row).__name__}")
-        extra = [name for name in row if name not in heading]
-        if extra:
+        if not heading.attributes.keys() >= row.keys():
+            extra = [name for name in row if name not in heading]
             if not ignore_extra_fields:
                 raise MissingAttributeError(
                     f"insert into {self.database}.{self.table_name}: {', '.join(map(repr, extra))} "
@@ -319,13 +324,12 @@ class Table(QueryExpression):
 
             pending = encode_external_columns(self, external, rows)
         groups: dict[tuple[str, ...], list[tuple]] = {}
-        attributes = list(heading)
+        # per attribute, once: its missing-value test and its encoder (the hot loop stays small)
+        plan = [(a.name, a, make_missing_test(a), self._encoder(a, backend)) for a in heading]
         for row in rows:
             columns, values = [], []
-            for attribute in attributes:
-                name = attribute.name
-                value = row.get(name)
-                if name not in row or is_missing(attribute, value):
+            for name, attribute, missing, encode in plan:
+                if name not in row or missing(value := row[name]):
                     if attribute.in_key and not attribute.autoincrement:
                         raise MissingAttributeError(
                             f"insert into {self.database}.{self.table_name}: primary-key attribute {name!r} is missing "
@@ -341,17 +345,25 @@ class Table(QueryExpression):
                         )
                     continue
                 columns.append(name)
-                if attribute.is_external:
-                    values.append(value)
-                    continue
                 try:
-                    values.append(self._encode(attribute, value, backend))
+                    values.append(encode(value))
                 except DataJointError as error:
                     raise type(error)(
                         f"insert into {self.database}.{self.table_name}, row {_short_key(row, heading)}: {error}"
                     ) from None
             groups.setdefault(tuple(columns), []).append(tuple(values))
         return groups, pending
+
+    def _encoder(self, attribute: Attribute, backend: Any) -> Any:
+        """The function that turns a value of `attribute` into what the driver binds."""
+        kind = attribute.kind
+        if attribute.is_external:  # encoded (uploaded) by the store layer already
+            return _identity
+        if kind in ("blob", "attach"):
+            return lambda value: self._encode(attribute, value, backend)
+        if kind == "native":
+            return _identity
+        return make_encoder(attribute, backend.to_db, backend.native_ints)
 
     def _encode(self, attribute: Attribute, value: Any, backend: Any) -> Any:
         kind = attribute.kind
@@ -627,6 +639,10 @@ def _short_key(row: Mapping[str, Any], heading: Heading) -> str:
     key = {k: row[k] for k in heading.primary_key if k in row}
     text = repr(key)
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _normalized(value: Any) -> Any:

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -244,3 +245,60 @@ def decode_value(attribute: Attribute, value: Any) -> Any:
     if kind == "decimal" and not isinstance(value, decimal.Decimal):
         return decimal.Decimal(str(value))
     return value
+
+
+def make_missing_test(attribute: Attribute) -> Callable[[Any], bool]:
+    """`is_missing` for one attribute, with the common cases decided without the general checks."""
+    if attribute.numeric:
+        def missing(value: Any) -> bool:
+            kind = type(value)
+            if kind is int:
+                return False
+            if kind is float:
+                return value != value  # NaN
+            return is_missing(attribute, value)
+    elif attribute.kind in ("date", "datetime", "timestamp", "time"):
+        def missing(value: Any) -> bool:
+            return value is None or (type(value) is not str and is_missing(attribute, value))
+    else:
+        def missing(value: Any) -> bool:
+            return value is None
+    return missing
+
+
+def make_encoder(attribute: Attribute, to_db: Callable[[Attribute, Any], Any], native_ints: int = 2**64) -> Callable[[Any], Any]:
+    """`to_db(encode_value(...))` for one attribute, as a function built once per insert: values of
+    the plain Python type the column holds pass straight through; all others take the general path
+    (same checks, same messages). `native_ints`: integers below it need no adapting by the backend."""
+
+    def general(value: Any) -> Any:
+        return to_db(attribute, encode_value(attribute, value))
+
+    info, kind = attribute.type, attribute.kind
+    if kind == "int" and info.int_range:
+        low, high = info.int_range[0], min(info.int_range[1], native_ints - 1)
+
+        def encode(value: Any) -> Any:
+            return value if type(value) is int and low <= value <= high else general(value)
+    elif kind == "float":
+        unsigned = info.unsigned
+
+        def encode(value: Any) -> Any:
+            if type(value) is float and math.isfinite(value) and not (unsigned and value < 0):
+                return value
+            return general(value)
+    elif kind == "string" and info.length is not None:
+        length, char = info.length, info.declared.startswith("char(")
+
+        def encode(value: Any) -> Any:
+            if type(value) is str and len(value) <= length and not (char and value.endswith(" ")):
+                return value
+            return general(value)
+    elif kind == "enum":
+        allowed = frozenset(info.enum_values)
+
+        def encode(value: Any) -> Any:
+            return value if type(value) is str and value in allowed else general(value)
+    else:
+        encode = general
+    return encode

@@ -82,6 +82,8 @@ class Backend(abc.ABC):
     def finalize(self, sql: str) -> str:
         """Turn the engine's SQL (with `PH` markers) into the driver's paramstyle."""
 
+    #: integers below this bind as they are (to_db leaves them alone)
+    native_ints: int = 2**64
     begin_statement = "START TRANSACTION"
     lock_suffix = ""  # appended to SELECTs that must lock rows inside a transaction
     read_committed_statement: str | None = None  # run before BEGIN where each read must see the latest commits

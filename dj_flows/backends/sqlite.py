@@ -76,6 +76,7 @@ def _mysql_concat(*args: Any) -> Any:
 class SQLiteBackend(Backend):
     name = "sqlite"
     lacks = frozenset({"column_comments", "unsigned_bigint_above_int64", "cross_process_row_locks"})
+    native_ints = 2**63  # SQLite integers are 64-bit signed
     begin_statement = "BEGIN IMMEDIATE"
     lock_suffix = ""
 

@@ -82,6 +82,11 @@ def test_row_forms(empty):
     records = np.array([(7, "rec", 4.0), (8, "rec2", 5.0)], dtype=[("animal_id", "i4"), ("name", "U10"), ("weight", "f8")])
     db.Animal.insert(records)
     db.Animal.insert1(records[0].copy().astype(records.dtype), skip_duplicates=True)
+    dated = np.array([(11, "dated", np.datetime64("2022-02-03"))],
+                     dtype=[("animal_id", "i8"), ("name", "U10"), ("born", "datetime64[D]")])
+    db.Animal.insert(dated)
+    assert (db.Animal & {"animal_id": 11}).fetch1("born") == datetime.date(2022, 2, 3)
+    (db.Animal & {"animal_id": 11}).delete_quick()
     frame = pd.DataFrame({"animal_id": [9, 10], "name": ["frame-a", "frame-b"], "weight": [np.nan, 6.5],
                           "born": pd.to_datetime(["2021-03-04", None])})
     db.Animal.insert(frame)
