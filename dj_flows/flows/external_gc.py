@@ -49,7 +49,7 @@ def external_gc_flow(
             with tags(f"schema:{schema_name}", f"store:{name}"):
                 futures[name] = gc_task.submit(
                     schema_name, name, grace_seconds=grace_seconds, dry_run=dry_run,
-                    delete_files=delete_files, limit=limit, database=database, stores=stores,
+                    delete_orphans=delete_orphans, delete_files=delete_files, limit=limit, database=database, stores=stores,
                 )
         wait(list(futures.values()))
         for name, future in futures.items():

@@ -14,12 +14,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, tags
 
 from ..connection import conn
 from ..errors import PopulateError
 from ..pipelines import images
-from ..prefect.blocks import DataJointDatabase, DataJointStore
+from ..prefect.blocks import DataJointDatabase, DataJointStore, resolve_blocks
 from ..prefect.runtime import configured, in_prefect_run
 from ..prefect.tasks import (
     contact_sheet_task,
@@ -36,7 +36,7 @@ PARQUET_NAME = "slides.parquet"
 EXPORT_TABLES = ["WebImage", "Slide"]
 
 
-@flow(name="image-pipeline")
+@flow(name="image-pipeline", flow_run_name="image-pipeline-{schema_name}")
 def image_pipeline(
     schema_name: str = "images_demo",
     catalog: list[dict[str, Any]] | None = None,
@@ -45,19 +45,21 @@ def image_pipeline(
     chunk_size: int = 25,
     reserve_jobs: bool = False,
     allow_errors: bool = False,
-    database: DataJointDatabase | None = None,
-    stores: list[DataJointStore] | None = None,
+    database: DataJointDatabase | str | None = None,
+    stores: list[DataJointStore | str] | None = None,
 ) -> dict[str, Any]:
     """Run the image pipeline in `schema_name`; `catalog` entries (image_number, image_name,
     image_description, image_url) are loaded into WebImage first. Writes the PNG and the Parquet
     file into `output` (the Parquet file to `parquet_url` if given: a path or fsspec URL).
-    Returns a JSON summary; fails after writing it if a make() failed, unless `allow_errors`."""
+    Returns a JSON summary; fails after writing it if a make() failed, unless `allow_errors`.
+    `database` and `stores` are blocks or the names of saved blocks."""
+    database, stores = resolve_blocks(database, stores)
     blocks = {"database": database, "stores": stores}
     folder = Path(output).expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
     sheet_path = str(folder / SHEET_NAME)
     parquet = parquet_url or str(folder / PARQUET_NAME)
-    with configured(database, stores):
+    with configured(database, stores), tags(f"schema:{schema_name}"):
         summary: dict[str, Any] = {"schema": schema_name, "where": _where(parquet, sheet_path)}
         summary["tables"] = declare_task(PIPELINE, schema_name, **blocks)
         summary["catalog"] = load_catalog_task(schema_name, catalog, **blocks) if catalog else None

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from dj_flows.errors import ConfigError
 from dj_flows.settings import Config, mask_secrets
 
 DOCUMENTATION_URL = "https://docs.datajoint.com/core/datajoint-python/0.14/"
@@ -216,3 +217,25 @@ class DataJointStore(Block):
         """Add the store for a with-block only, restoring the previous stores after it."""
         config = _target(config)
         return _applied({"stores": {**config["stores"], self.name: self.store_spec()}}, config)
+
+
+def _load(cls: type[Block], name: str) -> Any:
+    try:
+        return cls.load(name)
+    except ValueError as error:  # Prefect: "Unable to find block document named ..."
+        raise ConfigError(
+            f"no saved {cls.get_block_type_name()} block named {name!r} on the Prefect API "
+            f"({error}); save one with {cls.__name__}(...).save({name!r})"
+        ) from None
+
+
+def resolve_blocks(
+    database: DataJointDatabase | str | None = None,
+    stores: Sequence[DataJointStore | str] | None = None,
+) -> tuple[DataJointDatabase | None, list[DataJointStore]]:
+    """Blocks as given, or loaded by their saved names: a deployment's parameters name the blocks
+    (`database: lab-mysql`, `stores: [lab-shared]`), so credentials stay in the blocks and the
+    same deployment follows any change to them."""
+    if isinstance(database, str):
+        database = _load(DataJointDatabase, database)
+    return database, [_load(DataJointStore, s) if isinstance(s, str) else s for s in stores or ()]

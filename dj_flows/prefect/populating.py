@@ -133,12 +133,7 @@ def _run_chunk(
 ) -> None:
     pending = list(keys)
     for attempt in range(key_retries + 1):
-        result = table.populate(
-            pending, suppress_errors=True, return_exception_objects=True, reserve_jobs=reserve_jobs
-        )
-        failed = {_frozen(key): error for key, error in result["error_list"]}
-        present = {_frozen(k) for k in (table & pending).fetch("KEY")} if pending else set()
-        made = [k for k in pending if _frozen(k) not in failed and _frozen(k) in present]
+        made, result = _populate_keys(table, pending, reserve_jobs)
         report.made.extend(jsonable(made))
         transient = [(k, e) for k, e in result["error_list"] if is_transient(e)]
         for key, error in result["error_list"]:
@@ -164,6 +159,27 @@ def _run_chunk(
         if reserve_jobs:
             _clear_job_errors(table, pending)
         time.sleep(pause_seconds * (2**attempt))
+
+
+def _populate_keys(table: type, keys: list[dict], reserve_jobs: bool) -> tuple[list[dict], dict]:
+    """populate() `keys`; returns (the keys this call made, populate's result).
+
+    Without reservations a key present afterwards (and not failed) was made by this call. With
+    them other workers may make keys of the chunk at the same time, so the keys go one per call
+    and a key counts as made only when populate() itself counted it."""
+    options = {"suppress_errors": True, "return_exception_objects": True}
+    if not reserve_jobs:
+        result = table.populate(keys, **options)
+        failed = {_frozen(key) for key, _ in result["error_list"]}
+        present = {_frozen(k) for k in (table & keys).fetch("KEY")} if keys else set()
+        return [k for k in keys if _frozen(k) not in failed and _frozen(k) in present], result
+    made, errors = [], []
+    for key in keys:
+        one = table.populate(key, reserve_jobs=True, **options)
+        if one["success_count"]:
+            made.append(key)
+        errors += one["error_list"]
+    return made, {"success_count": len(made), "error_list": errors}
 
 
 def _clear_job_errors(table: type, keys: list[dict]) -> None:
