@@ -215,24 +215,44 @@ def uploads_may_be_gone(before: str | None, after: str) -> bool:
 
 
 # -- plan ---------------------------------------------------------------------------------------
-def _conditions(tracking: ExternalTable, grace_seconds: int) -> list[str]:
-    """SQL conditions on the tracking table (aliased `t`): unreferenced and past the grace period."""
+def _unused_sql(tracking: ExternalTable, grace_seconds: int) -> tuple[str, list[str]]:
+    """FROM clause (the tracking table as `t`, each referencing table LEFT JOINed) and WHERE
+    conditions selecting the rows that nothing references and that are past the grace period.
+
+    An anti-join by LEFT JOIN ... IS NULL probes each referencing table's index on its foreign key
+    row by row, so a page of a keyset-paged scan costs in proportion to the page (NOT EXISTS would
+    make MariaDB materialize the whole referencing column once per page)."""
     backend = tracking.connection.backend
     quote = backend.quote
     own = f"{quote('t')}.{quote('hash')}"
+    joins = [f"{tracking.full_table_name} AS {quote('t')}"]
     conditions = []
-    for ref in tracking.references:
+    for number, ref in enumerate(tracking.references):
         schema, table = ref["referencing_table"]
-        column = f"{quote('r')}.{quote(ref['column_name'])}"
-        conditions.append(
-            f"NOT EXISTS (SELECT 1 FROM {backend.table_ref(schema, table)} AS {quote('r')} "
-            f"WHERE {column} = {own})"
-        )
-    conditions.append(backend.older_than("timestamp", grace_seconds))
-    recent = history.released_within(tracking, grace_seconds)
+        alias = quote(f"r{number}")
+        column = f"{alias}.{quote(ref['column_name'])}"
+        joins.append(f"LEFT JOIN {backend.table_ref(schema, table)} AS {alias} ON {column} = {own}")
+        conditions.append(f"{column} IS NULL")
+    # older_than() names the bare column: qualify it, as the joined tables may have one too
+    old = backend.older_than("timestamp", grace_seconds)
+    conditions.append(old.replace(quote("timestamp"), f"{quote('t')}.{quote('timestamp')}", 1))
+    recent = history.released_within(tracking, grace_seconds, own)
     if recent:
         conditions.append(f"NOT ({recent})")
-    return conditions
+    return " ".join(joins), conditions
+
+
+def _keyer(tracking: ExternalTable) -> Callable[[uuid.UUID, str | None, str | None], str]:
+    """tracking.object_key without a store lookup per object."""
+    from .layout import object_key
+
+    folds = tuple(tracking.store.subfolding)
+    database = tracking.database
+
+    def key(hash_: uuid.UUID, attachment_name: str | None, filepath: str | None) -> str:
+        return filepath or object_key(database, hash_.hex, folds, attachment_name)
+
+    return key
 
 
 def _grace(grace_seconds: int | None) -> int:
@@ -258,7 +278,9 @@ def plan(
     quote = connection.backend.quote
     grace = _grace(grace_seconds)
     report = GCReport(tracking.store_name, tracking.database, grace)
-    conditions = _conditions(tracking, grace)
+    source, conditions = _unused_sql(tracking, grace)
+    key_of = _keyer(tracking)
+    own = f"{quote('t')}.{quote('hash')}"
     columns = ", ".join(f"{quote('t')}.{quote(c)}" for c in COLUMNS[:4])
     last: bytes | None = None
     while limit is None or report.count < limit:
@@ -266,21 +288,23 @@ def plan(
         where = list(conditions)
         params: list[Any] = []
         if last is not None:
-            where.append(f"{quote('t')}.{quote('hash')} > {PH}")
+            where.append(f"{own} > {PH}")
             params.append(last)
         sql = (
-            f"SELECT {columns} FROM {tracking.full_table_name} AS {quote('t')} WHERE "
+            f"SELECT {columns} FROM {source} WHERE "
             + " AND ".join(f"({c})" for c in where)
-            + f" ORDER BY {quote('t')}.{quote('hash')} LIMIT {size}"
+            + f" ORDER BY {own} LIMIT {size}"
         )
         rows = connection.query(sql, params).fetchall()
         origins = history.last_references(tracking, [bytes(r[0]) for r in rows]) if rows else {}
         for hash_bytes, size_, attachment_name, filepath in rows:
             hash_ = uuid.UUID(bytes=bytes(hash_bytes))
             origin, last_key = origins.get(bytes(hash_bytes), ("unknown", None))
-            key = tracking.object_key(hash_, attachment_name, filepath)
             report.candidates.append(
-                Candidate(hash_, key, int(size_), attachment_name, origin, last_key)
+                Candidate(
+                    hash_, key_of(hash_, attachment_name, filepath), int(size_),
+                    attachment_name, origin, last_key,
+                )
             )
         if progress:
             progress("plan", report.count, None)
@@ -313,18 +337,18 @@ def sweep(
     the objects stay, and the orphan scan will find them."""
     started = time.monotonic()
     report.delete_files = delete_files
-    conditions = _conditions(tracking, report.grace_seconds)
+    unused = _unused_sql(tracking, report.grace_seconds)
     candidates = sorted(report.candidates, key=lambda c: c.hash.bytes)
     by_hash = {c.hash.bytes: c for c in candidates}
     for start in range(0, len(candidates), PAGE):
         page = candidates[start : start + PAGE]
         try:
-            result = _sweep_page_retrying(tracking, page, conditions, delete_files)
+            result = _sweep_page_retrying(tracking, page, unused, delete_files)
         except IntegrityError:  # a referencing table the catalog had not shown: look again
             tracking.connection.invalidate()
-            conditions = _conditions(tracking, report.grace_seconds)
+            unused = _unused_sql(tracking, report.grace_seconds)
             try:
-                result = _sweep_page_retrying(tracking, page, conditions, delete_files)
+                result = _sweep_page_retrying(tracking, page, unused, delete_files)
             except DataJointError as error:
                 result = _PageResult(failed={c.hash.bytes: str(error) for c in page})
         except DataJointError as error:
@@ -354,11 +378,11 @@ def _retryable(error: Exception) -> bool:
 
 
 def _sweep_page_retrying(
-    tracking: ExternalTable, page: list[Candidate], conditions: list[str], delete_files: bool
+    tracking: ExternalTable, page: list[Candidate], unused: tuple[str, list[str]], delete_files: bool
 ) -> _PageResult:
     for attempt in range(RETRIES):
         try:
-            return _sweep_page(tracking, page, conditions, delete_files)
+            return _sweep_page(tracking, page, unused, delete_files)
         except DataJointError as error:
             if not _retryable(error) or attempt == RETRIES - 1:
                 raise
@@ -368,7 +392,7 @@ def _sweep_page_retrying(
 
 
 def _sweep_page(
-    tracking: ExternalTable, page: list[Candidate], conditions: list[str], delete_files: bool
+    tracking: ExternalTable, page: list[Candidate], unused: tuple[str, list[str]], delete_files: bool
 ) -> _PageResult:
     """One page, in one transaction (see the module docstring for the steps)."""
     connection = tracking.connection
@@ -386,9 +410,10 @@ def _sweep_page(
             f"{backend.lock_suffix}",
             hashes,
         ).fetchall()
+        source, conditions = unused
         columns = ", ".join(f"{quote('t')}.{quote(c)}" for c in COLUMNS)
         rows = connection.query(
-            f"SELECT {columns} FROM {table} AS {quote('t')} WHERE {own} IN ({marks}) AND "
+            f"SELECT {columns} FROM {source} WHERE {own} IN ({marks}) AND "
             + " AND ".join(f"({c})" for c in conditions),
             hashes,
         ).fetchall()

@@ -143,16 +143,16 @@ def last_references(
     return found
 
 
-def released_within(tracking: ExternalTable, seconds: int) -> str | None:
-    """SQL condition on the tracking table: the object lost a reference less than `seconds` ago
-    (None when there is no history to ask, or no grace period)."""
+def released_within(tracking: ExternalTable, seconds: int, column: str) -> str | None:
+    """SQL condition on the tracking table's hash `column` (quoted, qualified): the object lost a
+    reference less than `seconds` ago (None when there is no history to ask, or no grace period)."""
     history = history_table(tracking.connection, tracking.database, tracking.store_name)
     if seconds <= 0 or not history.is_declared:
         return None
     backend = tracking.connection.backend
     quote = backend.quote
     return (
-        f"{quote('hash')} IN (SELECT {quote('hash')} FROM {history.full_table_name} "
+        f"{column} IN (SELECT {quote('hash')} FROM {history.full_table_name} "
         f"WHERE NOT ({backend.older_than('released', seconds)}))"
     )
 
