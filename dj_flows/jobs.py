@@ -203,6 +203,7 @@ class JobTable(FreeTable):
         row = {
             "table_name": table_name, "key_hash": key_hash(key), "status": "error", "key": dict(key),
             "error_message": truncate_message(error_message), "error_stack": error_stack,
+            "timestamp": self.server_now().strftime("%Y-%m-%d %H:%M:%S"),  # as REPLACE would
         }
         self._insert(row, mode="replace")
 
@@ -363,6 +364,8 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> LeaseKeeper:
+        if str(self.settings.get("database.sqlite_path") or "").startswith(":memory:") and self.settings.get("database.backend") == "sqlite":
+            return self  # a private database: no other worker can take a key over
         self._thread = threading.Thread(target=self._run, name="dj-flows-lease-keeper", daemon=True)
         self._thread.start()
         return self

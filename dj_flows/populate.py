@@ -22,6 +22,7 @@ import os
 import random
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -250,7 +251,7 @@ class AutoPopulate:
 
             job_key = self._job_key(key)
             lapsed = run.lapsed.get(key_hash(job_key))
-            reservation = run.jobs.acquire(self.table_name, job_key, run.lease, expired=lapsed)
+            reservation = self._reserve(run, job_key, lapsed)
             if reservation is None:
                 return False
             if run.keeper is not None:
@@ -260,6 +261,20 @@ class AutoPopulate:
         finally:
             if reservation is not None and run.keeper is not None:
                 run.keeper.drop(reservation)
+
+    def _reserve(self, run: PopulateRun, job_key: dict, lapsed: str | None, attempts: int = 3) -> Any:
+        """Reserve a key; a deadlock or a busy database is retried, then the key is left for later."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return run.jobs.acquire(self.table_name, job_key, run.lease, expired=lapsed)
+            except DataJointError as error:
+                if not is_transient(error):
+                    raise
+                if attempt == attempts:
+                    logger.warning("%s: could not reserve %s, left for later: %s", self.table_name, job_key, error)
+                    return None
+                time.sleep(0.05 * attempt * random.random())
+        return None
 
     def _make_key(self, key: dict, reservation: Any, run: PopulateRun) -> bool | tuple:
         connection = self.connection

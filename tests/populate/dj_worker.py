@@ -15,7 +15,7 @@ import types
 
 import datajoint
 
-from tests.populate.pipeline import record_call
+from tests.populate.pipeline import record_call, wait_at_barrier
 
 
 def connect(config: dict) -> None:
@@ -75,6 +75,7 @@ def main(argv: list[str]) -> int:
     settings = json.loads(argv[0])
     connect(settings.get("config", {}))
     pipeline = declare(settings["schema"])
+    wait_at_barrier(settings.get("barrier"))
     result = pipeline.Square.populate(**settings.get("populate", {}))
     errors = [[key, str(error)] for key, error in result["error_list"]]
     print(json.dumps({"success_count": result["success_count"], "error_list": errors}), flush=True)

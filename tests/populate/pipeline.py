@@ -44,6 +44,18 @@ def read_calls(path: str | Path) -> list[tuple[int, int, str]]:
     return calls
 
 
+def wait_at_barrier(folder: str | None, timeout: float = 120) -> None:
+    """Say this process is ready (a `ready-<pid>` file in `folder`), then wait for `go`, so the
+    worker processes of a test start populating together."""
+    if not folder:
+        return
+    barrier = Path(folder)
+    (barrier / f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + timeout
+    while not (barrier / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def lose_connection(connection: dj.Connection) -> None:
     """Make the connection's link fail the way a dropped network link does."""
     if connection.backend.name == "mysql":

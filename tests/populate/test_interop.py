@@ -14,7 +14,13 @@ from dj_flows.jobs import key_hash
 from tests.populate import dj_worker
 from tests.populate.conftest import connection_settings
 from tests.populate.pipeline import read_calls
-from tests.populate.test_workers import ROOT, assert_each_made_once, finish, start_worker, wait_for
+from tests.populate.test_workers import (
+    ROOT,
+    assert_each_made_once,
+    finish,
+    release_together,
+    start_worker,
+)
 
 pytestmark = [
     pytest.mark.parametrize("backend", ["mysql"], indirect=True),
@@ -93,9 +99,9 @@ def test_a_datajoint_worker_populates_after_ours(pipeline, datajoint_pipeline, c
     assert len(pipeline.schema.jobs) == 0
 
 
-def test_datajoint_and_dj_flows_workers_share_one_queue(pipeline, datajoint_pipeline, calls_file):
+def test_datajoint_and_dj_flows_workers_share_one_queue(pipeline, datajoint_pipeline, calls_file, tmp_path):
     pipeline.Source.insert([{"id": i, "delay": 0.02} for i in range(60)])
-    settings = {"config": connection_settings(), "schema": pipeline.schema.database}
+    settings = {"config": connection_settings(), "schema": pipeline.schema.database, "barrier": str(tmp_path)}
     theirs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.populate.dj_worker",
@@ -104,8 +110,11 @@ def test_datajoint_and_dj_flows_workers_share_one_queue(pipeline, datajoint_pipe
         )
         for order in ("original", "random")
     ]
-    wait_for(lambda: read_calls(calls_file), 60, "the DataJoint workers to start")
-    ours = [start_worker(pipeline.schema, {"reserve_jobs": True, "order": order}) for order in ("reverse", "random")]
+    ours = [
+        start_worker(pipeline.schema, {"reserve_jobs": True, "order": order}, tmp_path)
+        for order in ("reverse", "random")
+    ]
+    release_together(theirs + ours, tmp_path)
     results = [finish(worker) for worker in theirs + ours]
     assert sum(r["success_count"] for r in results) == 60
     assert_each_made_once(calls_file, range(60))

@@ -34,11 +34,12 @@ def assert_each_made_once(calls_file: Path, ids: range) -> collections.Counter:
     return collections.Counter(pid for _, pid, _ in calls)
 
 
-def start_worker(schema: dj.Schema, populate: dict, config: dict | None = None) -> subprocess.Popen:
+def start_worker(schema: dj.Schema, populate: dict, barrier: Path | None = None) -> subprocess.Popen:
     settings = {
-        "config": {**connection_settings(), "jobs.lease_seconds": dj.config["jobs.lease_seconds"], **(config or {})},
+        "config": {**connection_settings(), "jobs.lease_seconds": dj.config["jobs.lease_seconds"]},
         "schema": schema.database,
         "populate": populate,
+        "barrier": str(barrier) if barrier else None,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "tests.populate.worker", json.dumps(settings)],
@@ -107,10 +108,17 @@ def test_threads_with_their_own_connections_make_each_key_once(pipeline, calls_f
     assert len(pipeline.Square()) == 60 and len(pipeline.schema.jobs) == 0
 
 
-def test_four_worker_processes_share_the_queue(pipeline, calls_file):
-    pipeline.Source.insert([{"id": i, "delay": 0.004} for i in range(200)])
+def release_together(workers: list[subprocess.Popen], barrier: Path) -> None:
+    """Let the workers waiting at `barrier` go once all of them are ready."""
+    wait_for(lambda: len(list(barrier.glob("ready-*"))) == len(workers), 120, "the workers to be ready")
+    (barrier / "go").touch()
+
+
+def test_four_worker_processes_share_the_queue(pipeline, calls_file, tmp_path):
+    pipeline.Source.insert([{"id": i, "delay": 0.005} for i in range(200)])
     orders = ("original", "reverse", "random", "random")
-    workers = [start_worker(pipeline.schema, {"reserve_jobs": True, "order": order}) for order in orders]
+    workers = [start_worker(pipeline.schema, {"reserve_jobs": True, "order": order}, tmp_path) for order in orders]
+    release_together(workers, tmp_path)
     results = [finish(worker) for worker in workers]
     assert sum(r["success_count"] for r in results) == 200
     assert all(r["error_list"] == [] for r in results)
