@@ -17,9 +17,10 @@ from dj_flows.errors import PopulateError
 from dj_flows.flows import image_pipeline
 from dj_flows.pipelines import images
 from dj_flows.prefect import DataJointDatabase, DataJointStore
-from dj_flows.prefect.runtime import configured
+from dj_flows.prefect.runtime import artifact_key, configured
 from dj_flows.samples import FOLDER, bundled, path
 from dj_flows.testing.http_server import LoopbackHTTPServer
+from tests.flows.prefect_api import artifacts
 from tests.support.backends import mysql_settings
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -82,6 +83,9 @@ def test_end_to_end_then_nothing_twice(blocks, make_schema, http, tmp_path):
     assert (files["made"], slides["made"]) == (4, 4)
     assert summary["errors"] == []
     assert all(http.hits(e["filename"]) == 1 for e in bundled())
+    (markdown,) = artifacts(artifact_key("image-pipeline", schema_name))
+    assert "OriginalFile: made 4 of 4" in markdown.data and "## Where it went" in markdown.data
+    assert summary["parquet"]["url"] in markdown.data and summary["where"]["database"] in markdown.data
 
     with configured(blocks["database"], blocks["stores"]):
         tables = images.activate(schema_name)

@@ -5,6 +5,8 @@ Runs on both backends with the diamond test pipeline (tests/flows/diamond_pipeli
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import dj_flows as dj
@@ -13,7 +15,9 @@ from dj_flows.flows import populate_flow
 from dj_flows.pipelines import populate_plan
 from dj_flows.pipelines.status import schema_status
 from dj_flows.prefect.populating import populate_in_chunks
+from dj_flows.prefect.runtime import artifact_key
 from tests.flows import diamond_pipeline
+from tests.flows.prefect_api import artifacts
 
 PIPELINE = diamond_pipeline.__name__
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -97,3 +101,16 @@ def test_populate_in_chunks_reports_progress_per_chunk(make_schema):
     assert len(tables["Flaky"]) == 2
     with dj.config(safemode=False):
         assert populate_in_chunks(tables["Broken"], max_calls=0).todo == 0
+
+
+def test_populate_task_publishes_progress_and_resultartifacts(make_schema):
+    name = make_schema("art").database
+    populate_flow(pipeline=PIPELINE, schema_name=name, tables=["Broken"], allow_errors=True)
+    (progress,) = artifacts(artifact_key("populate", name, "Broken"))
+    assert progress.type == "progress" and float(progress.data) == 100.0
+    assert "Broken: made 1 of 2" in progress.description and "1 failed" in progress.description
+    (table,) = artifacts(artifact_key("populate-result", name, "Broken"))
+    assert table.type == "table"
+    rows = {row["status"]: row for row in json.loads(table.data)}
+    assert rows["made"]["key"] == "{'source_id': 1}"
+    assert rows["error"]["message"] == "ValueError: source 2 is corrupt (tries: 1)"
