@@ -33,7 +33,9 @@ ARTIFACT_ROWS = 200
 Stores = Sequence[DataJointStore] | None
 
 
-def _options(name: str, **extra: Any) -> dict[str, Any]:
+def task_options(name: str, **extra: Any) -> dict[str, Any]:
+    """The dj-flows task policy, for `@task(**task_options("name"))` on your own tasks too:
+    bounded retries of transient failures only, no result caching (tasks write to a database)."""
     return {
         "name": name,
         "retries": TASK_RETRIES,
@@ -52,7 +54,7 @@ def _restrictions(restriction: Any) -> tuple:
 
 
 # -- pipeline set-up ----------------------------------------------------------------------------
-@task(**_options("declare-pipeline"))
+@task(**task_options("declare-pipeline"))
 def declare_task(
     pipeline: str,
     schema_name: str,
@@ -65,7 +67,7 @@ def declare_task(
         return sorted(cls.table_name for cls in pipelines.tables(pipeline, schema_name).values())
 
 
-@task(**_options("load-catalog"))
+@task(**task_options("load-catalog"))
 def load_catalog_task(
     schema_name: str,
     entries: list[dict],
@@ -80,7 +82,7 @@ def load_catalog_task(
         return images.load_catalog(images.activate(schema_name), entries)
 
 
-@task(**_options("contact-sheet"))
+@task(**task_options("contact-sheet"))
 def contact_sheet_task(
     schema_name: str,
     path: str,
@@ -97,7 +99,7 @@ def contact_sheet_task(
 
 
 # -- populate -----------------------------------------------------------------------------------
-@task(**_options("populate", task_run_name="populate-{table}"))
+@task(**task_options("populate", task_run_name="populate-{table}"))
 def populate_task(
     pipeline: str,
     schema_name: str,
@@ -187,7 +189,7 @@ def _publish_table(result: dict[str, Any]) -> None:
 
 
 # -- status, export, GC -------------------------------------------------------------------------
-@task(**_options("table-status"))
+@task(**task_options("table-status"))
 def status_task(
     schema_name: str,
     *,
@@ -201,7 +203,7 @@ def status_task(
         return schema_status(schema_name)
 
 
-@task(**_options("export-parquet", task_run_name="export-{schema_name}"))
+@task(**task_options("export-parquet", task_run_name="export-{schema_name}"))
 def export_task(
     schema_name: str,
     tables: list[str],
@@ -233,7 +235,7 @@ def _export_report(result: Any, url: str, rows: int) -> dict[str, Any]:
     return report
 
 
-@task(**_options("external-gc", task_run_name="gc-{schema_name}-{store}"))
+@task(**task_options("external-gc", task_run_name="gc-{schema_name}-{store}"))
 def gc_task(
     schema_name: str,
     store: str,
