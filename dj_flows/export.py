@@ -28,10 +28,12 @@ from . import export_provenance as provenance
 from .errors import DataJointError
 from .export_columns import Column
 from .export_layout import BLOB, Layout, decode
-from .export_paging import pages
+from .export_paging import Pager
 
 DEFAULT_BATCH_BYTES = 64 << 20
 MAX_RESTARTS = 4
+CHUNKS = 4  # pages per record batch
+PREFETCH = 3  # pages read ahead while a batch is written
 LAYOUT_HINTS = ("blob", "variable")
 
 __all__ = [
@@ -122,44 +124,85 @@ class Exporter:
         )
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """Record batches, one per page; ExportLayoutError if a page no longer fits the schema."""
-        for holder in pages(
-            self.query, self.names, target_bytes=self.batch_bytes, batch_rows=self.batch_rows
-        ):
-            page = holder.pop()
-            batch = self._convert(page)
-            del page
-            self.rows += batch.num_rows
-            self.emitted = True
-            yield batch
-            del batch  # hold no batch while the next page is read and converted
+        """Record batches of about `batch_bytes` each (or `batch_rows` rows), each read in CHUNKS
+        smaller pages so that the raw rows being converted are a fraction of the batch they fill.
+        ExportLayoutError if some rows need a wider layout than rows already converted."""
+        pager = self._pager = Pager(self.query, self.names)
+        try:
+            plan = self._plan(pager)
+            while True:  # until a batch finds no rows (prefetched pages may outlast `exhausted`)
+                capacity, step = plan
+                builders = None
+                filled = 0
+                while filled < capacity:
+                    holder = pager.fetch(min(step, capacity - filled))
+                    if holder is None:
+                        break
+                    chunk = holder.pop()
+                    filled += len(chunk[0])
+                    builders = self._add(chunk, builders, capacity)
+                    del chunk
+                if not filled:
+                    return
+                arrays = [builder.finish() for builder in builders]
+                del builders
+                batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema())
+                del arrays
+                self.rows += batch.num_rows
+                self.emitted = True
+                plan = self._next_plan = self._plan(pager)
+                yield batch
+                del batch  # hold no batch while the next one is read and converted
+        finally:
+            pager.close()
+            self._pager = None
 
-    def _convert(self, page: list[list]) -> pa.RecordBatch:
+    def _plan(self, pager: Pager) -> tuple[int, int]:
+        """(rows in the next batch, rows per page)."""
+        capacity = self.batch_rows or pager.rows_for(self.batch_bytes)
+        return capacity, max(1, -(-capacity // CHUNKS))
+
+    def prefetch(self) -> None:
+        """Read the first pages of the next batch in the background (PREFETCH of CHUNKS pages, so
+        that the raw rows waiting plus the batch being written stay under two batches); call it
+        right before writing a batch, while nothing else uses the database connection."""
+        pager = getattr(self, "_pager", None)
+        if pager is None or pager.exhausted:
+            return
+        capacity, step = self._next_plan
+        limits, planned = [], 0
+        while planned < capacity and len(limits) < PREFETCH:
+            limits.append(min(step, capacity - planned))
+            planned += limits[-1]
+        pager.prefetch(limits)
+
+    def _add(self, chunk: list[list], builders: list | None, capacity: int) -> list:
+        """Convert a chunk of raw rows into the batch being built (builders made on first use)."""
         states = []
         wider: dict[str, Layout] = {}
-        for column, values in zip(self.columns, page):
+        for column, values in zip(self.columns, chunk):
             layout, state = column.observe(values)
             states.append(state)
             if layout is not None:
                 layout = self._hinted(column, layout)
                 if layout != column.layout:
                     wider[column.name] = layout
-        if wider and self.emitted:
+        if wider and (self.emitted or builders is not None):
             names = ", ".join(f"{n!r} -> {layout.kind}" for n, layout in wider.items())
             raise ExportLayoutError(
                 f"export: after {self.rows} rows, column(s) {names} need a wider layout than the "
-                f"batches already written; pass layouts={{name: 'variable' or 'blob'}} to fix it up front",
+                f"rows already converted; pass layouts={{name: 'variable' or 'blob'}} to fix it up front",
                 wider,
             )
         for column in self.columns:
             if column.name in wider:
                 column.layout = wider[column.name]
-        arrays = []
-        for i, column in enumerate(self.columns):
-            arrays.append(column.array(page[i], states[i]))
-            page[i] = None  # the raw values of this column are no longer needed
-            states[i] = None
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema())
+        if builders is None:
+            builders = [column.builder(capacity) for column in self.columns]
+        for i, builder in enumerate(builders):
+            builder.add(chunk[i], states[i])
+            chunk[i] = states[i] = None  # the raw values of this column are no longer needed
+        return builders
 
     def _hinted(self, column: Column, layout: Layout) -> Layout:
         if self.hints.get(column.name) == "variable" and layout.kind == "tensor":
@@ -189,15 +232,31 @@ def to_batches(
     attachment_bytes: bool = False,
     layouts: Mapping[str, Any] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of the query's rows in primary-key order, one page at a time."""
-    exporter = Exporter(
-        query,
-        batch_bytes=batch_bytes,
-        batch_rows=batch_rows,
-        attachment_bytes=attachment_bytes,
-        layouts=layouts,
-    )
-    yield from exporter.batches()
+    """Record batches of the query's rows in primary-key order, read a page at a time. Layouts
+    are settled on the first batch (starting over while nothing has been yielded); a later batch
+    that needs a wider one raises ExportLayoutError."""
+    layouts = dict(layouts or {})
+    for _ in range(MAX_RESTARTS + 1):
+        exporter = Exporter(
+            query,
+            batch_bytes=batch_bytes,
+            batch_rows=batch_rows,
+            attachment_bytes=attachment_bytes,
+            layouts=layouts,
+        )
+        batches = exporter.batches()
+        try:
+            batch = next(batches, None)
+        except ExportLayoutError as change:
+            layouts.update(exporter.layouts())
+            layouts.update(change.layouts)
+            continue
+        while batch is not None:
+            yield batch
+            del batch
+            batch = next(batches, None)
+        return
+    raise DataJointError(f"export: column layouts kept widening after {MAX_RESTARTS} restarts")
 
 
 def to_arrow(

@@ -181,3 +181,95 @@ def _mixed(headers: list, layout: Layout) -> bool:
     return any(
         h is not None and (h[0].str != layout.dtype or h[1] != layout.shape) for h in headers
     )
+
+
+# -- building one record batch from several chunks of rows -----------------------------------------
+class TensorBuilder:
+    """Fills a preallocated (capacity, *shape) array chunk by chunk: one copy per value, from the
+    raw blob bytes (fast path) or from decoded arrays."""
+
+    def __init__(self, layout: Layout, capacity: int) -> None:
+        self.layout = layout
+        self.data = np.empty((capacity, *layout.shape), np.dtype(layout.dtype))
+        self.mask = np.zeros(capacity, bool)
+        self.filled = 0
+
+    def add(self, values: MutableSequence[Any], state: Any) -> None:
+        how, extra = state if isinstance(state, tuple) else ("decoded", None)
+        data, start = self.data, self.filled
+        if start + len(values) > len(data):
+            raise LayoutError(f"a batch got more than the {len(data)} rows it was sized for")
+        for i, value in enumerate(values):
+            row = start + i
+            if value is None:
+                data[row] = 0
+                self.mask[row] = True
+            elif how == "raw":
+                _copy_into(data[row], value, extra[i])
+            else:
+                data[row] = value.value if isinstance(value, RawBlob) else value
+            values[i] = None
+        self.filled = start + len(values)
+
+    def finish(self) -> pa.Array:
+        mask = self.mask[: self.filled]
+        return tensor_array(self.layout, self.data[: self.filled], mask if mask.any() else None)
+
+
+class VarTensorBuilder:
+    """Concatenates arrays of one dtype and varying shape into a growing flat buffer."""
+
+    def __init__(self, layout: Layout, capacity: int) -> None:
+        self.layout = layout
+        self.capacity = capacity  # rows expected in the batch
+        self.data = np.empty(0, np.dtype(layout.dtype))
+        self.offsets = [0]
+        self.shapes: list[tuple[int, ...]] = []
+        self.mask: list[bool] = []
+
+    def add(self, values: MutableSequence[Any], state: Any) -> None:
+        how, extra = state if isinstance(state, tuple) else ("decoded", None)
+        if not len(self.data) and values:  # reserve for the batch, extrapolating from this chunk
+            if how == "raw":
+                sizes = sum(math.prod(h[1]) for h in extra if h is not None)
+            else:
+                sizes = sum(
+                    np.size(v.value if isinstance(v, RawBlob) else v)
+                    for v in values
+                    if v is not None
+                )
+            self.data = np.empty(
+                max(16, sizes * self.capacity // len(values) + sizes), self.data.dtype
+            )
+        for i, value in enumerate(values):
+            if value is None:
+                self.shapes.append(())
+                self.mask.append(True)
+                self.offsets.append(self.offsets[-1])
+                continue
+            header = extra[i] if how == "raw" else None
+            array = None if header else (value.value if isinstance(value, RawBlob) else value)
+            shape = header[1] if header else array.shape
+            start = self.offsets[-1]
+            stop = start + math.prod(shape)
+            if stop > len(self.data):
+                grown = np.empty(max(stop, len(self.data) * 3 // 2), self.data.dtype)
+                grown[:start] = self.data[:start]
+                self.data = grown
+            target = self.data[start:stop].reshape(shape)
+            if header:
+                _copy_into(target, value, header)
+            else:
+                target[...] = array
+            self.shapes.append(tuple(shape))
+            self.mask.append(False)
+            self.offsets.append(stop)
+            values[i] = None
+
+    def finish(self) -> pa.Array:
+        mask = np.array(self.mask, bool)
+        offsets = np.array(self.offsets, np.int64)
+        data = self.data[: offsets[-1]]
+        return var_tensor_array(
+            self.layout, data, offsets, self.shapes, mask if mask.any() else None
+        )

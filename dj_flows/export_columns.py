@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .errors import DataJointError
-from .export_blobs import blob_array, blob_layout
+from .export_blobs import TensorBuilder, VarTensorBuilder, blob_array, blob_layout
 from .export_layout import Layout, LayoutError, encode, infer, infer_computed
 from .heading import Attribute
 
@@ -161,6 +161,16 @@ class Column:
             return infer_computed(values, self.layout), None
         return None, None
 
+    def builder(self, capacity: int) -> Any:
+        """Collects this column's arrays for one record batch of up to `capacity` rows."""
+        layout = self.layout
+        if self.role in ("blob", "external_blob") and layout is not None:
+            if layout.kind == "tensor":
+                return _Values(self, TensorBuilder(layout, capacity))
+            if layout.kind == "var_tensor" and not layout.is_complex:
+                return _Values(self, VarTensorBuilder(layout, capacity))
+        return _Chunks(self)
+
     def array(self, values: MutableSequence[Any], state: Any) -> pa.Array:
         if self.role == "blob":
             return blob_array(self.layout, values, state, self.name)
@@ -268,6 +278,37 @@ class Column:
             return [None if p is None else Path(p).read_bytes() for p in paths]
 
 
+class _Values:
+    """A tensor builder fed with a column's values (decoded objects for `blob@store`)."""
+
+    def __init__(self, column: Column, builder: Any) -> None:
+        self.column = column
+        self.builder = builder
+
+    def add(self, values: MutableSequence[Any], state: Any) -> None:
+        if self.column.role == "external_blob":
+            values, state = state, None
+        self.builder.add(values, state)
+
+    def finish(self) -> pa.Array:
+        return self.builder.finish()
+
+
+class _Chunks:
+    """Any other column: one Arrow array per chunk, concatenated at the end of the batch."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+        self.arrays: list[pa.Array] = []
+
+    def add(self, values: MutableSequence[Any], state: Any) -> None:
+        self.arrays.append(self.column.array(values, state))
+
+    def finish(self) -> pa.Array:
+        arrays, self.arrays = self.arrays, []
+        return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+
+
 def external_info(
     query: QueryExpression, attribute: Attribute, values: MutableSequence[Any]
 ) -> dict[bytes, tuple]:
@@ -306,19 +347,6 @@ def object_uri(store: Any, key: str) -> str:
     if protocol == "file":
         return Path(path).absolute().as_uri()
     return f"{protocol}://{path}"
-
-
-def check_layouts(columns: list[Column], observed: dict[str, Layout]) -> dict[str, Layout]:
-    """Columns whose page needs a wider layout than the one the schema was written with."""
-    return {
-        name: layout
-        for name, layout in observed.items()
-        if layout != _by_name(columns)[name].layout
-    }
-
-
-def _by_name(columns: list[Column]) -> dict[str, Column]:
-    return {c.name: c for c in columns}
 
 
 __all__ = ["Column", "LayoutError", "external_info", "object_uri", "plain_type", "reference_type"]

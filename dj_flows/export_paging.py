@@ -5,16 +5,20 @@ seen, `ORDER BY` the key, `LIMIT n`), so every row is read once even if rows are
 deleted meanwhile, and no page costs more than its own rows (OFFSET would rescan all earlier ones).
 A key with nullable attributes (a left join) or no key at all falls back to LIMIT/OFFSET.
 
-Page sizes adapt so that a table of 10 MB images and a table of integers both come out in pages of
-about `target_bytes` of raw row data (blob bytes plus a few bytes per plain value). The first page
-is sized from the stored lengths of up to PROBE_ROWS rows (`SELECT LENGTH(...)`, which moves no
-blob data), so that it is a full page and a fair sample for inferring blob layouts; later pages use
-the sizes seen so far, growing at most eightfold from one page to the next.
+Sizes are in bytes of raw row data (blob bytes plus a few bytes per plain value), so a table of
+10 MB images and a table of integers both come out in batches of about the same size. Before any
+row is read, the size comes from the stored lengths of up to PROBE_ROWS rows (`SELECT LENGTH(...)`,
+which moves no blob data); after that, from the rows read so far.
+
+`prefetch` reads the next pages in a background thread while the caller is busy elsewhere (an
+export's Parquet writer, which releases the GIL), so reading and writing overlap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import collections
+import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends import PH
@@ -23,7 +27,6 @@ from .condition import Condition
 if TYPE_CHECKING:
     from .expression import QueryExpression
 
-MAX_GROWTH = 8
 PROBE_ROWS = 1024
 SIZED_KINDS = ("blob", "attach", "json", "string")
 
@@ -79,47 +82,110 @@ def first_page_rows(
     return max(1, len(rows))
 
 
-def pages(
-    query: QueryExpression,
-    names: Sequence[str],
-    *,
-    target_bytes: int,
-    batch_rows: int | None = None,
-) -> Iterator[list[list[list]]]:
-    """Pages of raw database values until the query is exhausted, each as `[columns]`: a holder
-    the caller pops, then one list per name in `names`. The generator keeps no reference to a page
-    it yielded, so the caller can free values as it converts them."""
-    key = list(query.primary_key)
-    keyset = bool(key) and not any(query.heading[k].nullable for k in key)
-    select = list(names) + [k for k in key if k not in names]
-    positions = [select.index(k) for k in key]
-    limit = batch_rows or first_page_rows(query, names, target_bytes, keyset)
-    offset = 0
-    last: list[Any] | None = None
-    connection = query.connection
-    while True:
-        page_query = query if last is None else query.restrict(after_key(query, key, last))
-        sql, params = page_query.make_sql(
-            select,
-            order_by=["KEY"] if key else None,
-            limit=limit,
-            offset=None if keyset else offset,
+class Pager:
+    """Fetches the query's rows in key order, as many at a time as asked for."""
+
+    def __init__(self, query: QueryExpression, names: Sequence[str]) -> None:
+        self.query = query
+        self.names = list(names)
+        self.key = list(query.primary_key)
+        self.keyset = bool(self.key) and not any(query.heading[k].nullable for k in self.key)
+        self.select = self.names + [k for k in self.key if k not in self.names]
+        self.positions = [self.select.index(k) for k in self.key]
+        self.order = (
+            ["KEY"]
+            if self.key
+            else [n for n in self.names if query.heading[n].kind not in SIZED_KINDS[:2]]
         )
-        rows = connection.query(sql, params).fetchall()
-        count = len(rows)
-        if not count:
+        self.offset = 0
+        self.last: list[Any] | None = None
+        self.exhausted = False
+        self.rows_seen = 0
+        self.bytes_seen = 0
+        self._thread: threading.Thread | None = None
+        self._ahead: collections.deque = collections.deque()
+
+    @property
+    def per_row(self) -> int | None:
+        """Average raw bytes per row fetched so far."""
+        return max(1, self.bytes_seen // self.rows_seen) if self.rows_seen else None
+
+    def rows_for(self, target_bytes: int) -> int:
+        """How many rows make about `target_bytes`: from the rows seen, else from a probe of the
+        stored lengths of the next rows."""
+        if self.per_row is not None:
+            return max(1, target_bytes // self.per_row)
+        return first_page_rows(self.query, self.names, target_bytes, self.keyset)
+
+    def prefetch(self, limits: Sequence[int]) -> None:
+        """Start fetching pages of these sizes in a background thread, for the caller to `fetch`
+        with the same sizes later. The caller must not use the connection until then (an export
+        calls this just before handing a batch to the Parquet writer)."""
+        if self.exhausted or self._thread is not None or not limits:
             return
-        if keyset:
-            last = [rows[-1][p] for p in positions]
-        offset += count
-        size = row_bytes(rows)
-        page = [list(column) for column in zip(*rows)][: len(names)]
-        del rows  # the caller empties the columns as it converts them: hold no other reference
+
+        def work() -> None:
+            for limit in limits:
+                try:
+                    holder = self._fetch(limit)
+                except BaseException as error:  # re-raised by fetch() in the caller's thread
+                    self._ahead.append((limit, error))
+                    return
+                self._ahead.append((limit, holder))
+                if holder is None or self.exhausted:
+                    return
+
+        self._thread = threading.Thread(target=work, name="dj-export-prefetch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Wait for a prefetch in progress (its rows are dropped)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._ahead.clear()
+
+    def fetch(self, limit: int) -> list[list[list]] | None:
+        """The next rows (at most `limit`) as `[columns]`, a holder the caller pops, then one list
+        per name; None once the query is exhausted. No reference to the rows is kept, so the caller
+        can free values as it converts them."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._ahead:
+            asked, item = self._ahead.popleft()
+            if asked != limit:
+                raise RuntimeError(f"export paging: prefetched {asked} rows, asked for {limit}")
+            if isinstance(item, BaseException):
+                raise item
+            return item
+        return self._fetch(limit)
+
+    def _fetch(self, limit: int) -> list[list[list]] | None:
+        if self.exhausted:
+            return None
+        query = self.query
+        if self.last is not None:
+            query = query.restrict(after_key(query, self.key, self.last))
+        sql, params = query.make_sql(
+            self.select,
+            order_by=self.order or None,
+            limit=limit,
+            offset=None if self.keyset else self.offset,
+        )
+        rows = query.connection.query(sql, params).fetchall()
+        count = len(rows)
+        if count < limit:
+            self.exhausted = True
+        if not count:
+            return None
+        if self.keyset:
+            self.last = [rows[-1][p] for p in self.positions]
+        self.offset += count
+        self.rows_seen += count
+        self.bytes_seen += row_bytes(rows)
+        page = [list(column) for column in zip(*rows)][: len(self.names)]
+        del rows
         holder = [page]
         del page
-        yield holder
-        if count < limit:
-            return
-        if batch_rows is None:
-            per_row = max(1, size // count)
-            limit = max(1, min(limit * MAX_GROWTH, target_bytes // per_row))
+        return holder

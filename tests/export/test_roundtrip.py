@@ -395,3 +395,18 @@ def test_empty_result(db, clean_copy, tmp_path):
     assert result.rows == 0 and pq.read_table(target).num_rows == 0
     assert export.import_parquet(target, clean_copy).rows == 0
     assert export.to_pandas(db.Kinds & "trial < 0").empty
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8])
+def test_parquet_gets_every_row_once_with_read_ahead(db, tmp_path, rows):
+    # the writer reads the next pages in the background while it writes: none lost or repeated
+    target = tmp_path / f"rows{rows}.parquet"
+    result = export.to_parquet(db.Kinds.proj("image", "ragged"), target, batch_rows=rows)
+    table = pq.read_table(target)
+    keys = db.Kinds.fetch("KEY", order_by="KEY")
+    assert result.rows == table.num_rows == len(keys)
+    assert [
+        dict(subject=s, trial=t)
+        for s, t in zip(table.column("subject").to_pylist(), table.column("trial").to_pylist())
+    ] == keys
+    assert pq.ParquetFile(target).metadata.num_row_groups == -(-len(keys) // rows)

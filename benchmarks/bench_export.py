@@ -1,0 +1,303 @@
+"""Parquet export speed and memory: dj_flows.export against pyarrow writing the same data from memory,
+and what the naive path (pandas.DataFrame(query.fetch(as_dict=True)).to_parquet) does with it.
+
+    /work/main/.venv/bin/python benchmarks/bench_export.py [--backend sqlite|mysql] [--rows 2000]
+        [--repeat 5] [--batch-mb 64] [--keep]
+
+Data: --rows rows of a 256x256 float32 array (random normal, 256 KiB each; 2,000 rows = 512 MiB)
+in a `longblob` column, plus an int key. Both writers use the same Parquet options (snappy, page
+checksums, one row group per export batch).
+
+Throughput: --repeat runs of each, alternating, in this process (best and median shown); ratio = pyarrow time / export time
+(the target is >= 0.8: the export reads the rows from the database and still writes at 80% of the
+speed pyarrow writes data it already holds).
+
+Memory: each path runs in a fresh child process, which reports its peak resident memory above what it
+held before the run (ru_maxrss - RSS before), the peak of Python/numpy allocations (tracemalloc) and
+the peak of pyarrow's memory pool. The target: the export's Python/numpy peak stays below twice one
+record batch; pyarrow's pool holds the Parquet writer's buffers. For pyarrow, the table it writes
+is already in memory before the run and not counted.
+
+--keep keeps the SQLite file (/tmp/dj_bench_export.sqlite) or MySQL schema between runs, so the
+2,000 rows are inserted once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import dj_flows as dj
+from dj_flows import export
+
+SHAPE = (256, 256)
+SCHEMA = "djbench_export"
+SQLITE_PATH = "/tmp/dj_bench_export.sqlite"
+WRITER = {"compression": "snappy", "write_page_checksum": True}
+
+
+def configure(backend: str, keep: bool) -> None:
+    if backend == "mysql":
+        dj.config.update(
+            {
+                "database.backend": "mysql",
+                "database.host": os.environ.get("DJ_HOST", "127.0.0.1"),
+                "database.user": os.environ.get("DJ_USER", "root"),
+                "database.password": os.environ.get("DJ_PASS", ""),
+                "database.use_tls": False,
+            }
+        )
+    else:
+        dj.config["database.backend"] = "sqlite"
+        dj.config["database.sqlite_path"] = SQLITE_PATH if keep else os.environ["BENCH_SQLITE"]
+    dj.config["safemode"] = False
+
+
+def arrays(rows: int, start: int = 0, stop: int | None = None):
+    """The benchmark's arrays, reproducibly (row i is the same whoever asks)."""
+    for i in range(start, rows if stop is None else stop):
+        yield np.random.default_rng(i).standard_normal(SHAPE, dtype=np.float32)
+
+
+def table_class(rows: int):
+    schema = dj.Schema(SCHEMA)
+
+    @schema
+    class Frames(dj.Manual):
+        definition = """
+        frame : int
+        ---
+        image : longblob   # 256x256 float32
+        """
+
+    if len(Frames()) != rows:
+        Frames.delete_quick()
+        started = time.perf_counter()
+        for start in range(0, rows, 50):
+            Frames.insert(
+                dict(frame=start + i, image=a)
+                for i, a in enumerate(arrays(rows, start, min(rows, start + 50)))
+            )
+        print(f"inserted {rows} rows in {time.perf_counter() - started:.1f} s", flush=True)
+    return schema, Frames
+
+
+def memory_table(rows: int) -> pa.Table:
+    """The same data as an in-memory Arrow table (what 'pyarrow from memory' writes)."""
+    data = np.empty((rows, *SHAPE), np.float32)
+    for i, a in enumerate(arrays(rows)):
+        data[i] = a
+    tensor = pa.FixedShapeTensorArray.from_numpy_ndarray(data)
+    return pa.table({"frame": pa.array(np.arange(rows, dtype=np.int32)), "image": tensor})
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as stream:
+        return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_rss() -> None:
+    """Start the kernel's peak-RSS counter (VmHWM) afresh (Linux; ru_maxrss would include the
+    parent's memory, which a child inherits across fork and exec)."""
+    with open("/proc/self/clear_refs", "w") as stream:
+        stream.write("5")
+
+
+def peak_rss() -> int:
+    with open("/proc/self/status") as stream:
+        for line in stream:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# -- one measured run per child process ----------------------------------------------------------
+def run_mode(mode: str, Frames, table: pa.Table | None, out: str, batch_bytes: int) -> None:
+    group_rows = batch_bytes // (SHAPE[0] * SHAPE[1] * 4)
+    if mode == "export":
+        export.to_parquet(Frames, out, batch_bytes=batch_bytes)
+    elif mode == "pyarrow":
+        pq.write_table(table, out, row_group_size=group_rows, **WRITER)
+    else:
+        import pandas
+
+        pandas.DataFrame(Frames.fetch(as_dict=True)).to_parquet(out)
+
+
+def child(mode: str, rows: int, batch_bytes: int, out: str) -> None:
+    _, Frames = table_class(rows)
+    table = memory_table(rows) if mode == "pyarrow" else None
+    try:  # warm up: imports and first-use caches are not what is measured
+        run_mode(
+            mode,
+            Frames & "frame = 0",
+            table.slice(0, 1) if table is not None else None,
+            out,
+            batch_bytes,
+        )
+    except Exception:
+        pass
+    gc.collect()
+    pool = pa.default_memory_pool()
+    pool_before = pool.max_memory()
+    reset_peak_rss()
+    before = rss()
+    tracemalloc.start()
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        run_mode(mode, Frames, table, out, batch_bytes)
+    except Exception as error:  # the naive path is expected to fail: report how
+        outcome = f"{type(error).__name__}: {str(error)[:160]}"
+    seconds = time.perf_counter() - started
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    peak = peak_rss()
+    result = {
+        "seconds": seconds,
+        "outcome": outcome,
+        "rss_peak_above_start": max(0, peak - before),
+        "traced_peak": traced,
+        "arrow_pool_peak": max(0, pool.max_memory() - pool_before)
+        if pool_before < pool.max_memory()
+        else pool.max_memory(),
+    }
+    if outcome == "ok" and Path(out).exists():
+        result["file_bytes"] = Path(out).stat().st_size
+        back = pq.read_table(out)
+        result["image_type"] = str(back.schema.field("image").type)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_child(mode: str, args: argparse.Namespace, folder: str) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--rows",
+        str(args.rows),
+        "--backend",
+        args.backend,
+        "--batch-mb",
+        str(args.batch_mb),
+        "--out",
+        f"{folder}/{mode}.parquet",
+    ]
+    if args.keep:
+        command.append("--keep")
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise SystemExit(f"child {mode} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "mysql"], default="sqlite")
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch-mb", type=int, default=64)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--child")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    batch_bytes = args.batch_mb << 20
+    if not args.keep and "BENCH_SQLITE" not in os.environ:
+        os.environ["BENCH_SQLITE"] = (
+            tempfile.mkdtemp(prefix="dj-bench-export-") + "/pipeline.sqlite"
+        )
+    configure(args.backend, args.keep)
+    if args.child:
+        child(args.child, args.rows, batch_bytes, args.out)
+        return
+
+    schema, Frames = table_class(args.rows)
+    data_bytes = args.rows * SHAPE[0] * SHAPE[1] * 4
+    first = next(export.to_batches(Frames, batch_bytes=batch_bytes))
+    batch_nbytes, batch_rows = first.nbytes, first.num_rows
+    del first
+    print(
+        f"{args.rows} rows x 256x256 float32 = {data_bytes / 2**20:.0f} MiB on {args.backend}; "
+        f"export batches of {batch_rows} rows = {batch_nbytes / 2**20:.1f} MiB",
+        flush=True,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="dj-bench-export-") as folder:
+        table = memory_table(args.rows)
+        times: dict[str, list[float]] = {"pyarrow": [], "export": []}
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            pq.write_table(table, f"{folder}/memory.parquet", row_group_size=batch_rows, **WRITER)
+            times["pyarrow"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            result = export.to_parquet(Frames, f"{folder}/export.parquet", batch_bytes=batch_bytes)
+            times["export"].append(time.perf_counter() - started)
+        del table
+        gc.collect()
+        assert result.rows == args.rows
+        best = {k: min(v) for k, v in times.items()}
+        middle = {k: statistics.median(v) for k, v in times.items()}
+        ratio = best["pyarrow"] / best["export"]
+        print(
+            f"\nthroughput ({args.repeat} alternating runs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+        )
+        for name, label in (
+            ("pyarrow", "pyarrow write_table from memory"),
+            ("export", "dj.export.to_parquet from the database"),
+        ):
+            runs = ", ".join(f"{t:.2f}" for t in times[name])
+            print(
+                f"  {label:<42} best {best[name]:6.2f} s = {data_bytes / best[name] / 2**20:5.0f} MiB/s, median {middle[name]:6.2f} s   (runs: {runs})"
+            )
+        print(
+            f"  ratio pyarrow time / export time: best {ratio:.2f}, median {middle['pyarrow'] / middle['export']:.2f}   target >= 0.80: {'PASS' if ratio >= 0.8 else 'FAIL'}"
+        )
+
+        print("\nmemory (each in a fresh process)")
+        rows = {mode: run_child(mode, args, folder) for mode in ("export", "pyarrow", "naive")}
+        mib = 2**20
+        for mode, label in (
+            ("export", "dj.export.to_parquet"),
+            ("pyarrow", "pyarrow write_table from memory"),
+            ("naive", "pandas.DataFrame(fetch(as_dict)).to_parquet"),
+        ):
+            r = rows[mode]
+            print(
+                f"  {label:<45} {r['seconds']:6.2f} s  RSS +{r['rss_peak_above_start'] / mib:7.1f} MiB  "
+                f"python/numpy peak {r['traced_peak'] / mib:7.1f} MiB  arrow pool peak {r['arrow_pool_peak'] / mib:6.1f} MiB"
+            )
+            print(
+                f"  {'':<45} outcome: {r['outcome']}"
+                + (f"; image column read back as {r['image_type']}" if "image_type" in r else "")
+            )
+        traced = rows["export"]["traced_peak"]
+        print(
+            f"\n  export python/numpy peak / one record batch = {traced / batch_nbytes:.2f}   target < 2: {'PASS' if traced < 2 * batch_nbytes else 'FAIL'}"
+        )
+        writer = rows["export"]["arrow_pool_peak"]
+        total = rows["export"]["rss_peak_above_start"]
+        print(
+            f"  export RSS peak {total / mib:.1f} MiB vs 2 x batch + writer buffers = {(2 * batch_nbytes + writer) / mib:.1f} MiB: {'PASS' if total < 2 * batch_nbytes + writer else 'FAIL'}"
+        )
+    if not args.keep:
+        schema.drop(force=True)
+
+
+if __name__ == "__main__":
+    main()
