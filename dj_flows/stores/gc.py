@@ -2,8 +2,9 @@
 
 An object is collected only when no row references it, its tracking row has not been touched for
 `grace_seconds`, and (where `~reference_<store>` knows) its last reference went longer ago than
-that too. `plan()` finds candidates with one set-based query per page of a thousand and reports
-count, bytes, and the tables/attributes/keys that last referenced them. `sweep(report)` takes
+that too. `plan()` finds candidates with one set-based query per page of a thousand (an anti-join
+of the tracking table with every referencing column, keyset-paged by hash) and reports count,
+bytes, and the tables/attributes/keys that last referenced them. `sweep(report)` takes
 those candidates and handles each page in one READ COMMITTED transaction (SQLite: BEGIN
 IMMEDIATE, which serializes every writer):
 
@@ -17,12 +18,15 @@ IMMEDIATE, which serializes every writer):
    thread pool for folders), put back the rows of objects that failed to go, set the mark to idle;
 6. forget the collected objects' history; commit.
 
-The insert side (external.py) uploads new objects before its transaction, so a collector could
+The insert side (`finish_external_insert`) uploads new objects before its transaction, so a collector could
 remove such an object in between when another insert tracked the same content and its row was
 deleted and collected meanwhile. The collector mark closes that window without a HEAD per object:
 an insert reads the mark (one tiny object in the store) before uploading and again after it has
 locked every tracking row of the insert; if a collector was busy at either read, or the mark
-changed, it checks its uploads exist and uploads missing ones again. A crash mid-page leaves
+changed, it checks its uploads exist and uploads missing ones again. (If the idle mark cannot be
+written, the mark stays busy and inserts keep checking until a later page succeeds: slower, never
+wrong.) Pages never interleave, so between a page's busy and idle marks no other collector writes
+the mark, which is what makes one read before and one after sufficient. A crash mid-page leaves
 unused rows whose objects may be missing: the next sweep finishes them, and an insert re-using one
 finds the object missing and uploads it again.
 """
@@ -504,6 +508,8 @@ def run_gc(
     Plans (and unless `dry_run`, sweeps) unused objects past the grace period; scans for orphans
     when `delete_orphans` (or `scan_orphans`) is set and, unless `dry_run`, removes them. Returns
     a JSON-able report: {'unused': ..., 'orphans': ... or None, 'text': the printable report}.
+    Progress goes to `progress(phase, done, total)`, by default a line on the 'dj_flows.gc'
+    logger every five seconds.
     """
     from ..connection import conn
     from ..schema import Schema
@@ -511,6 +517,7 @@ def run_gc(
     from .orphans import scan_orphans as scan
 
     started = time.monotonic()
+    progress = progress if progress is not None else log_progress()
     connection = connection if connection is not None else conn()
     schema = Schema(schema_name, connection=connection, create_schema=False)
     tracking = schema.external[store]
