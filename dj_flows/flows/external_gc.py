@@ -1,4 +1,4 @@
-"""Flow: garbage-collect the external stores of a schema_name (meant for a schedule).
+"""Flow: garbage-collect the external stores of a schema (meant for a schedule).
 
 A dry run by default: it reports what would go (count, bytes, by last reference) as a markdown
 artifact per store and removes nothing. With `dry_run=False` it removes unused objects older
@@ -35,7 +35,7 @@ def external_gc_flow(
     database: DataJointDatabase | str | None = None,
     stores: list[DataJointStore | str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Collect the named stores (default: every configured store the schema_name uses).
+    """Collect the named stores (default: every configured store the schema uses).
     `database` and `stores` are blocks or the names of saved blocks."""
     database, stores = resolve_blocks(database, stores)
     with configured(database, stores):

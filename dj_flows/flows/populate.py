@@ -1,4 +1,4 @@
-"""Flow: populate every auto-populated table of a schema_name, parents before children.
+"""Flow: populate every auto-populated table of a schema, parents before children.
 
 Each table is `workers` populate tasks (one by default), submitted to the flow's task runner with
 `wait_for` on the tasks of the planned tables it depends on, so tables that do not depend on each
