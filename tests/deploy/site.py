@@ -1,0 +1,57 @@
+"""A lab's site for the deployment test, made in a subprocess that talks to the test's Prefect
+server: an SQLite database with one schema whose external store 'shared' holds three blobs, one
+of them no longer referenced (what the nightly GC should remove), and the blocks that
+deployments/prefect.yaml names.
+
+    python -m tests.deploy.site FOLDER SCHEMA     prints {"orphan": path, "live": [paths]} as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import dj_flows as dj
+from dj_flows.prefect.blocks import DataJointDatabase, DataJointStore
+
+DATABASE_BLOCK = "dj-flows-db"
+STORE_BLOCKS = {"shared": "dj-flows-shared", "local": "dj-flows-local"}
+
+
+def objects(folder: Path) -> set[str]:
+    """Every stored object's path under the store folder, relative to it."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def make_site(folder: Path, schema_name: str) -> dict:
+    database = DataJointDatabase(backend="sqlite", sqlite_path=str(folder / "pipeline.sqlite"))
+    stores = {
+        name: DataJointStore(name=name, location=str(folder / "stores" / name))
+        for name in STORE_BLOCKS
+    }
+    database.apply()
+    for store in stores.values():
+        store.apply()
+        Path(store.location).mkdir(parents=True, exist_ok=True)
+    dj.config["safemode"] = False
+    from tests.deploy import gc_pipeline
+
+    recording = gc_pipeline.activate(schema_name)["Recording"]
+    shared = folder / "stores" / "shared"
+    before = objects(shared)
+    recording.insert1({"recording": 1, "trace": np.arange(1000.0)})
+    orphan = objects(shared) - before
+    recording.insert([{"recording": r, "trace": np.full(100, float(r))} for r in (2, 3)])
+    (recording & {"recording": 1}).delete()
+    dj.conn().close()
+    database.save(DATABASE_BLOCK, overwrite=True)
+    for name, block in stores.items():
+        block.save(STORE_BLOCKS[name], overwrite=True)
+    return {"orphan": sorted(orphan), "live": sorted(objects(shared) - orphan)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(make_site(Path(sys.argv[1]), sys.argv[2])))
