@@ -27,7 +27,8 @@ import pyarrow as pa
 from . import export_provenance as provenance
 from .errors import DataJointError
 from .export_columns import Column
-from .export_layout import BLOB, Layout, decode
+from .export_decode import decode
+from .export_layout import BLOB, Layout
 from .export_paging import Pager
 
 DEFAULT_BATCH_BYTES = 64 << 20

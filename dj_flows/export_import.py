@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from .errors import DataJointError, DataValueError
 from .export import column_descriptions, column_layouts
-from .export_layout import decode
+from .export_decode import decode
 from .export_write import read_provenance, read_schema, resolve
 
 

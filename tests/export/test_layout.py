@@ -14,11 +14,11 @@ from dj_flows.codecs.blob import pack, unpack
 from dj_flows.codecs.matlab import MatStruct
 from dj_flows.errors import DataJointError
 from dj_flows.export_blobs import blob_array, blob_layout, peek
+from dj_flows.export_decode import decode
 from dj_flows.export_layout import (
     BLOB,
     Layout,
     LayoutError,
-    decode,
     encode,
     infer,
     merge,
