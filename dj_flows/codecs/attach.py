@@ -4,10 +4,18 @@ An internal attachment is stored as `filename + b"\\0" + contents`; its checksum
 UUID of those bytes, which equals the checksum of a file with the same name and contents. On fetch,
 an existing file with the same content is reused and a different one is never overwritten: a numbered
 alias (`name_0000.ext`, `name_0001.ext`, ...) is chosen instead, as DataJoint 0.14 does.
+
+Stored names are data, not paths: whatever a row holds (`/`, `..`, quotes, NUL, a drive letter, a
+name too long for the file system), `safe_name` reduces it to one file name directly inside the
+download folder. The checksum still uses the stored name, so content checks match DataJoint's.
+A new file is published with a hard link from a temporary file, which fails rather than replace a
+file another process created meanwhile; readers never see a half-written file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import itertools
 import os
@@ -21,28 +29,39 @@ from ..errors import DataValueError
 
 UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 CHUNK = 1 << 20
+MAX_NAME_BYTES = 200  # room for an alias suffix and the temporary-file prefix within 255 bytes
+NOT_A_FILE_NAME = "attachment"
 
 
 def safe_name(name: str) -> str:
     """The last path component of `name`, with control characters, drive letters and dot-only names
-    replaced, so that it can only ever name a file directly inside the download folder."""
-    name = UNSAFE_CHARACTERS.sub("_", name)
+    replaced and its UTF-8 length bounded, so that it can only ever name a file directly inside the
+    download folder."""
+    name = UNSAFE_CHARACTERS.sub("_", str(name))
     name = PureWindowsPath(PurePosixPath(name).name).name
     name = name.replace(":", "_").strip()
+    name = name.encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> '?'
     if name in ("", ".", "..") or set(name) == {"."}:
-        return "attachment"
-    return name[:255]
+        return NOT_A_FILE_NAME
+    if len(name.encode()) > MAX_NAME_BYTES:
+        stem, suffix = os.path.splitext(name)
+        if len(suffix.encode()) > 32:
+            stem, suffix = name, ""
+        budget = MAX_NAME_BYTES - len(suffix.encode())
+        stem = stem.encode()[:budget].decode("utf-8", "ignore")
+        name = stem + suffix
+    return name
 
 
 def content_uuid(data: bytes | memoryview, init_string: str = "") -> uuid.UUID:
     """DataJoint's MD5-derived UUID of bytes (optionally prefixed by `init_string`)."""
-    digest = hashlib.md5(init_string.encode())
+    digest = hashlib.md5(init_string.encode(errors="surrogateescape"))
     digest.update(data)
     return uuid.UUID(bytes=digest.digest())
 
 
 def file_uuid(path: str | os.PathLike, init_string: str = "") -> uuid.UUID:
-    digest = hashlib.md5(init_string.encode())
+    digest = hashlib.md5(init_string.encode(errors="surrogateescape"))
     with open(path, "rb") as stream:
         while chunk := stream.read(CHUNK):
             digest.update(chunk)
@@ -51,13 +70,27 @@ def file_uuid(path: str | os.PathLike, init_string: str = "") -> uuid.UUID:
 
 def read_attachment(path: str | os.PathLike, attribute: str) -> tuple[str, bytes]:
     """The attachment name and contents of a file to insert."""
+    if not isinstance(path, str | os.PathLike):
+        raise DataValueError(
+            f"attribute {attribute!r}: an attachment is given as a file path, got {type(path).__name__}"
+        )
     file = Path(path)
-    if not file.is_file():
-        raise DataValueError(f"attribute {attribute!r}: attachment {str(path)!r} is not a readable file")
     name = file.name
     if "\x00" in name:
         raise DataValueError(f"attribute {attribute!r}: attachment name contains a NUL character")
-    return name, file.read_bytes()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataValueError(
+            f"attribute {attribute!r}: attachment name {name!r} is not valid UTF-8"
+        ) from None
+    try:
+        return name, file.read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DataValueError(
+            f"attribute {attribute!r}: attachment {os.fspath(path)!r} is not a readable file ({reason})"
+        ) from None
 
 
 def encode_internal(name: str, contents: bytes) -> bytes:
@@ -73,15 +106,75 @@ def decode_internal(data: bytes) -> tuple[str, memoryview]:
 
 
 def write_atomic(path: Path, contents: bytes | memoryview) -> None:
-    """Write a file so that no reader ever sees it half-written."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    """Write a file so that no reader ever sees it half-written (replacing any file there)."""
+    temporary = _write_temporary(Path(path), contents)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(contents)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _write_temporary(path: Path, contents: bytes | memoryview) -> str:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".dj-", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(contents)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return temporary
+
+
+def _publish(temporary: str, target: Path) -> bool:
+    """Give the complete temporary file its final name unless that name is taken (False)."""
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        return False
+    except OSError as error:  # no hard links here (some network/FAT mounts): exclusive create
+        if error.errno not in (
+            errno.EPERM,
+            errno.ENOTSUP,
+            errno.EOPNOTSUPP,
+            errno.EXDEV,
+            errno.EMLINK,
+        ):
+            raise
+        try:
+            handle = os.open(
+                target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
+        except FileExistsError:
+            return False
+        with os.fdopen(handle, "wb") as stream, open(temporary, "rb") as source:
+            while chunk := source.read(CHUNK):
+                stream.write(chunk)
+    return True
+
+
+def _candidates(target: Path) -> itertools.chain:
+    """The plain name, then DataJoint's aliases name_0000.ext, name_0001.ext, ..."""
+    aliases = (
+        target.with_name(f"{target.stem}_{number:04x}{target.suffix}")
+        for number in itertools.count()
+    )
+    return itertools.chain([target], aliases)
+
+
+def find_attachment(
+    name: str, checksum: uuid.UUID, download_path: str | os.PathLike
+) -> tuple[str | None, Path]:
+    """(path of an existing file in download_path holding this attachment or None, first free name).
+
+    Follows DataJoint's scan: the plain name, then its aliases, until a free name."""
+    init = name + "\0"
+    for candidate in _candidates(Path(download_path) / safe_name(name)):
+        if not os.path.lexists(candidate):
+            return None, candidate
+        if candidate.is_file() and file_uuid(candidate, init) == checksum:
+            return str(candidate), candidate
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def place_attachment(
@@ -92,21 +185,18 @@ def place_attachment(
 ) -> str:
     """Return a path in `download_path` holding the attachment, reusing a file with the same
     content and never overwriting a different one. `contents` is called only if a write is needed."""
-    stored_name = name
-    name = safe_name(name)
     folder = Path(download_path)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    init = stored_name + "\0"
-    if target.is_file():
-        if file_uuid(target, init) == checksum:
-            return str(target)
-        for number in itertools.count():
-            candidate = folder / f"{target.stem}_{number:04x}{target.suffix}"
-            if not candidate.is_file():
-                target = candidate
-                break
-            if file_uuid(candidate, init) == checksum:
-                return str(candidate)
-    write_atomic(target, contents())
+    existing, target = find_attachment(name, checksum, folder)
+    if existing is not None:
+        return existing
+    temporary = _write_temporary(target, contents())
+    try:
+        while not _publish(temporary, target):  # another writer took the name meanwhile
+            existing, target = find_attachment(name, checksum, folder)
+            if existing is not None:
+                return existing
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
     return str(target)

@@ -188,7 +188,7 @@ def get_cache() -> ObjectCache | None:
     folder = config.get("cache")
     if not folder:
         return None
-    key = (str(folder), config.get("cache_limit"))
+    key = (os.path.abspath(os.path.expanduser(str(folder))), config.get("cache_limit"))  # './x' moves with the cwd
     if key not in _caches:
         _caches[key] = ObjectCache(folder, config.get("cache_limit"))
     return _caches[key]

@@ -1,15 +1,17 @@
-"""External objects: the `~external_<store>` tracking tables and the insert/fetch paths through them.
+"""External objects: the `~external_<store>` tracking tables and `schema.external`.
 
 Layout, hashing and the tracking table are DataJoint 0.14's, so either client reads what the other
 stored. What differs is how objects move and how races are closed:
 
-- Objects of a whole insert (or fetch) move in one concurrent batch per store.
-- Content already tracked is not uploaded again. Inside the insert's transaction the tracking rows
-  are locked (SELECT ... FOR UPDATE; SQLite serializes writers anyway) and touched, and objects of
-  reused rows are checked to exist (a HEAD, not an upload) and re-uploaded if a collector removed
-  them. A collector removes files only while holding the same row locks, so an insert that re-uses
-  content being collected always ends with the object present (DataJoint #1445).
-- Every object fetched is checked against its recorded size and hash; a cache hit is checked too.
+- Insert (external_insert.py): values are encoded on worker threads and streamed to the store's
+  bulk upload while later values are still being packed; content already tracked, or repeated in
+  the insert, is not uploaded again. Inside the insert's transaction the tracking rows are written
+  first (which locks them) and the collector mark (gc.py) tells whether a collector may have
+  removed any of the insert's objects meanwhile; only then are they checked and put back
+  (DataJoint #1445).
+- Fetch (external_fetch.py): one tracking query per column, then verified local copies, the
+  cache, or the store in concurrent chunks; every object is checked against its recorded size and
+  hash before it is returned, cache hits included.
 """
 
 from __future__ import annotations
@@ -145,32 +147,6 @@ class ExternalTable(FreeTable):
             FreeTable(self.connection, *ref["referencing_table"]).proj(hash=ref["column_name"])
             for ref in self.references
         ]
-
-    def unreferenced(self, hashes: Iterable[bytes]) -> list[bytes]:
-        """The given hashes that no table references (one SELECT per referencing column).
-
-        Uses the connection's cached foreign-key graph (no reload inside a transaction); a table
-        that cannot be read counts as referencing nothing, which only costs extra checks."""
-        remaining = list(dict.fromkeys(hashes))
-        quote = self.connection.backend.quote
-        for edge in self.connection.dependencies.children(self.node):
-            for column in edge.attr_map:
-                for start in range(0, len(remaining), BATCH):
-                    batch = remaining[start : start + BATCH]
-                    if not batch:
-                        break
-                    sql = (
-                        f"SELECT DISTINCT {quote(column)} FROM "
-                        f"{self.connection.backend.table_ref(*edge.child)} WHERE {quote(column)} IN "
-                        f"({', '.join([PH] * len(batch))})"
-                    )
-                    try:
-                        rows = self.connection.query(sql, batch).fetchall()
-                    except DataJointError:
-                        continue
-                    referenced = {bytes(row[0]) for row in rows}
-                    remaining = [h for h in remaining if h not in referenced]
-        return remaining
 
     def used(self) -> Any:
         """The tracking rows some table references."""
