@@ -188,7 +188,8 @@ def get_cache() -> ObjectCache | None:
     folder = config.get("cache")
     if not folder:
         return None
-    key = (os.path.abspath(os.path.expanduser(str(folder))), config.get("cache_limit"))  # './x' moves with the cwd
+    folder = os.path.abspath(os.path.expanduser(str(folder)))  # './x' follows the working folder
+    key = (folder, config.get("cache_limit"))
     if key not in _caches:
         _caches[key] = ObjectCache(folder, config.get("cache_limit"))
     return _caches[key]
