@@ -8,6 +8,7 @@ classes get their names and tiers from `tiers.py`; hidden tables (`~external_*`,
 from __future__ import annotations
 
 import collections.abc
+import datetime
 import logging
 import sys
 import types
@@ -566,23 +567,49 @@ class Table(QueryExpression):
         return name if parent_schema == self.database else f"{parent_schema}.{name}"
 
     def update1(self, row: Mapping[str, Any]) -> None:
-        """Update secondary attributes of one existing row, identified by its full primary key."""
+        """Update secondary attributes of one existing row, identified by its full primary key.
+
+        Only the attributes given change. None (or NaN for numbers) sets NULL where the attribute
+        is nullable, and its declared default otherwise (CURRENT_TIMESTAMP: the current time)."""
         heading = self.heading
+        where_name = f"{self.database}.{self.table_name}"
         key = {k: row[k] for k in heading.primary_key if k in row}
         if len(key) != len(heading.primary_key):
-            raise MissingAttributeError(f"update1 on {self.table_name!r} needs the full primary key {heading.primary_key}")
+            raise MissingAttributeError(f"update1 on {where_name} needs the full primary key {heading.primary_key}")
         if len(self & key) != 1:
-            raise DataJointError(f"update1 on {self.table_name!r}: no row with key {key}")
-        updates = {k: v for k, v in row.items() if k not in key}
-        for name in updates:
+            raise DataJointError(f"update1 on {where_name}: no row with key {_shown_key(key, key.values())}")
+        updates: dict[str, Any] = {}
+        for name, value in row.items():
+            if name in key:
+                continue
             if name not in heading:
-                raise MissingAttributeError(f"update1 on {self.table_name!r}: {name!r} is not an attribute")
+                raise MissingAttributeError(f"update1 on {where_name}: {name!r} is not an attribute")
+            attribute = heading[name]
+            if make_missing_test(attribute)(value):
+                if attribute.nullable:
+                    value = None
+                elif attribute.default is not None:
+                    value = _declared_default(attribute)
+                else:
+                    raise DataValueError(f"update1 on {where_name}: attribute {name!r} cannot be set to null")
+            updates[name] = value
         if not updates:
             return
         backend = self.connection.backend
-        encoded, pending = self._encode_rows([dict(key, **updates)], heading)
-        (columns, values), = encoded.items()
-        assignments = [(c, v) for c, v in zip(columns, values[0]) if c in updates]
+        pending: list = []
+        external = [heading[n] for n, v in updates.items() if heading[n].is_external and v is not None]
+        if external:
+            from .stores.external import encode_external_columns
+
+            pending = encode_external_columns(self, external, [updates])
+        assignments = []
+        for name, value in updates.items():
+            if value is not None and not heading[name].is_external:
+                try:
+                    value = self._encoder(heading[name], backend)(value)
+                except DataJointError as error:
+                    raise type(error)(f"update1 on {where_name}, row {_shown_key(key, key.values())}: {error}") from None
+            assignments.append((name, value))
         sql = f"UPDATE {self.full_table_name} SET " + ", ".join(f"{backend.quote(c)} = {PH}" for c, _ in assignments)
         where = " AND ".join(f"{backend.quote(k)} = {PH}" for k in key)
         key_values = [backend.to_db(heading[k], encode_value(heading[k], key[k])) for k in key]
@@ -639,6 +666,16 @@ def _short_key(row: Mapping[str, Any], heading: Heading) -> str:
     key = {k: row[k] for k in heading.primary_key if k in row}
     text = repr(key)
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def _declared_default(attribute: Attribute) -> Any:
+    """The value an attribute's declared default stands for (for update1, which sets it itself)."""
+    from .backends.base import CURRENT_TIMESTAMP, parse_literal
+
+    value = parse_literal(attribute.default)
+    if value is CURRENT_TIMESTAMP:
+        return datetime.datetime.now().replace(microsecond=0)
+    return value
 
 
 def _identity(value: Any) -> Any:

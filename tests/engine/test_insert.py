@@ -62,7 +62,18 @@ def db(make_schema):
         what : varchar(30)
         """
 
-    return SimpleNamespace(schema=schema, Animal=Animal, Copy=Copy, Renamed=Renamed, Event=Event)
+    @schema
+    class Setting(dj.Manual):
+        definition = """
+        setting : int
+        ---
+        label : varchar(10)
+        level = 3 : int
+        note = null : varchar(20)
+        changed = CURRENT_TIMESTAMP : timestamp
+        """
+
+    return SimpleNamespace(schema=schema, Animal=Animal, Copy=Copy, Renamed=Renamed, Event=Event, Setting=Setting)
 
 
 @pytest.fixture
@@ -217,3 +228,29 @@ def test_failed_batch_inside_a_transaction_leaves_the_rest(empty):
             db.Animal.insert([(2, "undone", None, None), (1, "dup", None, None)])
         db.Animal.insert1((3, "also kept", None, None))
     assert sorted(db.Animal.fetch("animal_id").tolist()) == [1, 3]
+
+
+def test_update1(db):
+    db.Setting.delete_quick()
+    db.Setting.insert1({"setting": 1, "label": "first", "level": 7, "note": "n",
+                        "changed": datetime.datetime(2001, 1, 1)})
+    db.Setting.update1({"setting": 1, "label": "renamed"})  # only what is given changes
+    assert (db.Setting & {"setting": 1}).fetch1("label", "level", "note") == ("renamed", 7, "n")
+    db.Setting.update1({"setting": 1, "note": None, "level": None})  # NULL, and the declared default
+    assert (db.Setting & {"setting": 1}).fetch1("note", "level") == (None, 3)
+    before = datetime.datetime.now().replace(microsecond=0) - datetime.timedelta(seconds=2)
+    db.Setting.update1({"setting": 1, "changed": None})
+    assert (db.Setting & {"setting": 1}).fetch1("changed") >= before
+    db.Setting.update1({"setting": 1, "level": np.int64(9), "label": "np"})
+    assert (db.Setting & {"setting": 1}).fetch1("level", "label") == (9, "np")
+    with pytest.raises(dj.DataJointError, match="no row with key"):
+        db.Setting.update1({"setting": 2, "label": "x"})
+    with pytest.raises(MissingAttributeError, match="full primary key"):
+        db.Setting.update1({"label": "x"})
+    with pytest.raises(MissingAttributeError, match="'colour'"):
+        db.Setting.update1({"setting": 1, "colour": "red"})
+    with pytest.raises(DataValueError, match="'label'.*cannot be set to null"):
+        db.Setting.update1({"setting": 1, "label": None})
+    with pytest.raises(DataValueError, match="'label'.*varchar\\(10\\)"):
+        db.Setting.update1({"setting": 1, "label": "far too long for it"})
+    assert (db.Setting & {"setting": 1}).fetch1("label") == "np"
