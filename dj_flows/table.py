@@ -278,11 +278,23 @@ class Table(QueryExpression):
             raise MissingAttributeError(f"insert into {self.database}.{self.table_name}: attributes {extra} are not in the table "
                 "(to ignore extra fields in insert, set ignore_extra_fields=True)")
         names = [n for n in query.heading.names if n in heading]
+        required = [
+            a.name for a in heading
+            if a.name not in names and not a.nullable and a.default is None and not a.autoincrement
+        ]
+        if required:  # checked here, so both backends refuse it alike (and even for no rows)
+            raise MissingAttributeError(
+                f"insert into {self.database}.{self.table_name}: the query gives no value for "
+                f"{', '.join(map(repr, required))}, which has no default"
+            )
         sql, params = query.make_sql(names)
         backend = self.connection.backend
         statement = backend.insert_statement(self.full_table_name, names, mode, heading.primary_key, source=sql)
-        with self.connection.transaction():
-            self.connection.query(statement, params)
+        try:
+            with self.connection.transaction():
+                self.connection.query(statement, params)
+        except (DuplicateError, IntegrityError, DataValueError, MissingAttributeError) as error:
+            raise type(error)(f"insert into {self.database}.{self.table_name} from a query: {error}") from None
 
     def _row_dict(self, row: Any, heading: Heading, ignore_extra_fields: bool) -> dict[str, Any]:
         if type(row) is dict:

@@ -170,6 +170,10 @@ def test_insert_from_query(empty):
     assert sorted(db.Copy.fetch("animal_id")) == [1, 2, 3]
     with pytest.raises(MissingAttributeError, match="born"):
         db.Copy.insert(db.Animal)
+    with pytest.raises(MissingAttributeError, match="'name', which has no default"):
+        db.Copy.insert(db.Animal.proj("weight") & "animal_id > 100")  # even when no row would go in
+    with pytest.raises(DuplicateError, match="from a query"):
+        db.Copy.insert(db.Animal.proj("name", "weight") & "animal_id = 1")
     db.Copy.insert(db.Animal.proj("name", "weight"), skip_duplicates=True)
     assert len(db.Copy) == 5
     with pytest.raises(DuplicateError):
