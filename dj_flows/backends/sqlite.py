@@ -63,6 +63,13 @@ STORAGE = {
 TIME_TEXT = re.compile(r"^(-)?(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")
 
 
+def _decimal_as_real(attribute: Attribute) -> bool:
+    """Decimals of up to 15 digits are stored as REAL, so they compare and sort as numbers (as TEXT,
+    '9.5' > '12'); a double holds 15 significant digits exactly, and fetching rounds back to the
+    declared scale. Wider decimals stay TEXT to keep every digit."""
+    return attribute.kind == "decimal" and (attribute.type.precision or 10) <= 15
+
+
 def _index_order(item: tuple[str, tuple, bool]) -> tuple[int, str]:
     """Declared indexes are named "schema.table$<number>": sort them by that number."""
     number = item[0].rpartition("$")[2]
@@ -204,7 +211,7 @@ class SQLiteBackend(Backend):
         return checks
 
     def _column_sql(self, attribute: Attribute, inline_primary_key: bool) -> str:
-        parts = [self.quote(attribute.name), STORAGE[attribute.kind]]
+        parts = [self.quote(attribute.name), "REAL" if _decimal_as_real(attribute) else STORAGE[attribute.kind]]
         if inline_primary_key:
             parts.append("PRIMARY KEY AUTOINCREMENT")
         default = parse_literal(attribute.default)
@@ -213,7 +220,9 @@ class SQLiteBackend(Backend):
         if default is CURRENT_TIMESTAMP:
             parts.append("DEFAULT (strftime('%Y-%m-%d %H:%M:%S', 'now', 'localtime'))")
         elif default is not NO_DEFAULT and default is not None:
-            if isinstance(default, str):
+            if attribute.kind == "decimal" and _decimal_as_real(attribute):
+                parts.append(f"DEFAULT {float(default)!r}")
+            elif isinstance(default, str):
                 parts.append(f"DEFAULT {string_literal(default, False)}")
             elif attribute.kind == "decimal":
                 parts.append(f"DEFAULT {string_literal(str(default), False)}")
@@ -310,7 +319,7 @@ class SQLiteBackend(Backend):
             return None
         kind = attribute.kind
         if kind == "decimal":
-            return str(value)
+            return float(value) if _decimal_as_real(attribute) else str(value)
         if kind in ("date", "datetime", "timestamp") and isinstance(value, datetime.date):
             if isinstance(value, datetime.datetime):
                 return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
@@ -331,6 +340,8 @@ class SQLiteBackend(Backend):
         return value
 
     def from_db(self, attribute: Attribute, value: Any) -> Any:
+        if isinstance(value, float) and attribute.kind == "decimal":  # back to the declared scale
+            return decimal.Decimal(f"{value:.{attribute.type.scale or 0}f}")
         if value is None or not isinstance(value, str):
             return value
         kind = attribute.kind

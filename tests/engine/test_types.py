@@ -200,6 +200,17 @@ def test_floats_and_decimals(db):
     assert rows["fu"][0] == 2.25 and np.isnan(rows["fu"][1])  # NULL floats come back as NaN
 
 
+def test_decimals_compare_and_sort_as_numbers(db):
+    ids = db.Numbers.fetch("id", order_by="dec").tolist()
+    assert ids == [3, 2, 1]  # -0.001 < 1.235 < 12345.678
+    assert sorted((db.Numbers & "`dec` > 5").fetch("id").tolist()) == [1]
+    assert sorted((db.Numbers & "`dec` > 1.2").fetch("id").tolist()) == [1, 2]
+    assert (db.Numbers & {"dec": decimal.Decimal("1.235")}).fetch1("id") == 2
+    assert (db.Numbers & {"dec": "12345.678"}).fetch1("id") == 1
+    got = db.Numbers.proj(twice="`dec` * 2").fetch("twice", order_by="id").tolist()
+    assert [round(float(v), 3) for v in got] == [24691.356, 2.47, -0.002]
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
