@@ -354,3 +354,33 @@ def test_undecorated_class_is_reported(db):
             x : int
             """
     assert "dangling" not in db.schema.list_tables()
+
+
+def test_describe_unique_and_nullable_references(make_schema):
+    schema = make_schema("uq")
+
+    @schema
+    class Badge(dj.Manual):
+        definition = """
+        badge : int
+        """
+
+    @schema
+    class Holder(dj.Manual):
+        definition = """
+        holder : int
+        ---
+        -> [unique] Badge
+        -> [nullable, unique] Badge.proj(spare='badge')
+        index (holder, spare)
+        """
+
+    text = Holder.describe()
+    assert "-> [unique] Badge\n" in text
+    assert "-> [nullable, unique] Badge.proj(spare='badge')\n" in text
+    assert "index (holder, spare)" in text
+    Badge.insert([(1,), (2,)])
+    Holder.insert1({"holder": 1, "badge": 1})
+    Holder.insert1({"holder": 2, "badge": 2})  # several NULL spares are fine
+    with pytest.raises(DuplicateError):
+        Holder.insert1({"holder": 3, "badge": 1})
