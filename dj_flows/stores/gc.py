@@ -14,21 +14,26 @@ IMMEDIATE, which serializes every writer):
 3. re-check them against the latest commits: still unreferenced, still past the grace period;
 4. DELETE those rows: a reference the check missed fails the foreign key (ON DELETE RESTRICT) and
    rolls the page back before any object is touched;
-5. set the collector mark to busy, remove the objects in bulk (S3 DeleteObjects, 1000 a call; a
-   thread pool for folders), put back the rows of objects that failed to go, set the mark to idle;
-6. forget the collected objects' history; commit.
+5. set the collector mark to `busy:<token>`, remove the objects in bulk (S3 DeleteObjects, 1000 a
+   call; a thread pool for folders), put back the rows of objects that failed to go, forget the
+   collected objects' history, record the token in the sentinel row; commit;
+6. then, under the collector lock again and only if no later page has run, set the mark to
+   `idle:<token>`.
 
-The insert side (`finish_external_insert`) uploads new objects before its transaction, so a collector could
-remove such an object in between when another insert tracked the same content and its row was
-deleted and collected meanwhile. The collector mark closes that window without a HEAD per object:
-an insert reads the mark (one tiny object in the store) before uploading and again after it has
-locked every tracking row of the insert; if a collector was busy at either read, or the mark
-changed, it checks its uploads exist and uploads missing ones again. (If the idle mark cannot be
-written, the mark stays busy and inserts keep checking until a later page succeeds: slower, never
-wrong.) Pages never interleave, so between a page's busy and idle marks no other collector writes
-the mark, which is what makes one read before and one after sufficient. A crash mid-page leaves
-unused rows whose objects may be missing: the next sweep finishes them, and an insert re-using one
-finds the object missing and uploads it again.
+The collector mark is one small object in the store (`{database}/.dj-gc-mark`). Its contract with
+inserts: if an insert reads the same idle (or 'none') mark before it checks what is tracked and
+uploads, and again once it holds the locks of all its tracking rows, then no collector removed any
+object of those rows in between, and every tracked row it re-uses has its object. So inserts need
+no HEAD per object in the common case, only when a collector was busy or finished a page meanwhile
+(`uploads_may_be_gone`). Why it holds:
+- a page's objects go between its busy mark and its commit, and an insert locking one of its rows
+  waits for that commit; the idle mark comes only after the commit;
+- a page that removed objects but did not commit (a crash, a lost connection, a failed commit)
+  leaves its busy mark with a token the sentinel row never recorded. The mark stays busy (so
+  inserts keep checking, and upload missing objects again) until the next page sees the mismatch
+  and runs `repair()`: it lists the store, deletes the unused rows whose objects are missing (under
+  the same locks), and only then lets the mark go idle;
+- an idle mark is written under the collector lock, so it never overwrites a later page's busy.
 """
 
 from __future__ import annotations
@@ -44,6 +49,21 @@ from typing import TYPE_CHECKING, Any
 from ..backends import PH
 from ..errors import DataJointError, IntegrityError, LostConnectionError, StoreError
 from . import history
+from .gc_report import Candidate, GCReport, Progress, log_progress
+
+__all__ = [
+    "Candidate",
+    "GCReport",
+    "Progress",
+    "collect",
+    "log_progress",
+    "plan",
+    "read_mark",
+    "repair",
+    "run_gc",
+    "sweep",
+    "uploads_may_be_gone",
+]
 
 if TYPE_CHECKING:
     from .external import ExternalTable
@@ -52,143 +72,7 @@ logger = logging.getLogger("dj_flows.gc")
 PAGE = 1000
 MARK = ".dj-gc-mark"  # the collector mark, under {location}/{database}/
 RETRIES = 4
-REPORTED_OBJECTS = 1000  # objects listed one by one in to_dict(); the groups count them all
 COLUMNS = ("hash", "size", "attachment_name", "filepath", "contents_hash", "timestamp")
-
-#: progress(phase, done, total): phase is 'plan', 'sweep', 'scan' or 'orphans'; total may be None
-Progress = Callable[[str, int, "int | None"], None]
-
-
-# -- reports ------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Candidate:
-    """One unused object: its tracking hash, store key and size, and who last referenced it."""
-
-    hash: uuid.UUID
-    key: str
-    size: int
-    attachment_name: str | None
-    last_reference: str = "unknown"  # schema.table.attribute of the last row that referenced it
-    last_key: Any = None  # that row's primary key
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "hash": str(self.hash),
-            "key": self.key,
-            "size": self.size,
-            "last_reference": self.last_reference,
-            "last_key": self.last_key,
-        }
-
-
-@dataclasses.dataclass
-class GCReport:
-    """What a collection would remove (plan) or did remove (after sweep)."""
-
-    store: str
-    database: str
-    grace_seconds: int
-    candidates: list[Candidate] = dataclasses.field(default_factory=list)
-    deleted_rows: int = 0
-    deleted_files: int = 0
-    deleted_bytes: int = 0
-    skipped: int = 0  # candidates found in use (or touched) again at sweep time, and kept
-    vanished: int = 0  # candidates another collector had removed already
-    errors: list[tuple[uuid.UUID, str, str]] = dataclasses.field(default_factory=list)
-    swept: bool = False
-    delete_files: bool = True
-    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
-
-    @property
-    def count(self) -> int:
-        return len(self.candidates)
-
-    @property
-    def bytes(self) -> int:
-        return sum(c.size for c in self.candidates)
-
-    def by_reference(self) -> dict[str, dict[str, int]]:
-        """{'schema.table.attribute' (or 'unknown'): {'count', 'bytes'}} over the candidates."""
-        groups: dict[str, dict[str, int]] = {}
-        for candidate in self.candidates:
-            group = groups.setdefault(candidate.last_reference, {"count": 0, "bytes": 0})
-            group["count"] += 1
-            group["bytes"] += candidate.size
-        return dict(sorted(groups.items()))
-
-    def to_dict(self, max_objects: int = REPORTED_OBJECTS) -> dict[str, Any]:
-        """A JSON-able summary (the first `max_objects` candidates listed one by one)."""
-        return {
-            "store": self.store,
-            "database": self.database,
-            "grace_seconds": self.grace_seconds,
-            "count": self.count,
-            "bytes": self.bytes,
-            "by_reference": self.by_reference(),
-            "objects": [c.to_dict() for c in self.candidates[:max_objects]],
-            "objects_truncated": self.count > max_objects,
-            "swept": self.swept,
-            "delete_files": self.delete_files,
-            "deleted_rows": self.deleted_rows,
-            "deleted_files": self.deleted_files,
-            "deleted_bytes": self.deleted_bytes,
-            "skipped": self.skipped,
-            "vanished": self.vanished,
-            "errors": [(str(h), k, m) for h, k, m in self.errors],
-            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-        }
-
-    def __str__(self) -> str:
-        where = f"store {self.store!r} of schema {self.database!r} (grace {self.grace_seconds} s)"
-        if self.swept:
-            files = f", {self.deleted_files} files" if self.delete_files else " (files kept)"
-            head = (
-                f"GC of {where}: removed {self.deleted_rows} of {self.count} unused objects"
-                f"{files}, {_size(self.deleted_bytes)}"
-            )
-        else:
-            head = f"GC of {where}: would remove {self.count} objects, {_size(self.bytes)}"
-        lines = [head]
-        examples: dict[str, Candidate] = {}
-        for candidate in self.candidates:
-            examples.setdefault(candidate.last_reference, candidate)
-        for reference, group in self.by_reference().items():
-            example = examples[reference]
-            key = f" (last: {example.last_key})" if example.last_key is not None else ""
-            lines.append(f"  {reference}: {group['count']} objects, {_size(group['bytes'])}{key}")
-        if self.skipped:
-            lines.append(f"  {self.skipped} candidates were in use again and kept")
-        if self.vanished:
-            lines.append(f"  {self.vanished} candidates were already collected by another run")
-        for hash_, key, message in self.errors[:10]:
-            lines.append(f"  error {hash_} {key}: {message}")
-        if len(self.errors) > 10:
-            lines.append(f"  ... and {len(self.errors) - 10} more errors")
-        return "\n".join(lines)
-
-
-def _size(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count} B"
-
-
-def log_progress(every: float = 5.0, log: logging.Logger = logger) -> Progress:
-    """A progress callback that logs a line at most every `every` seconds, and at the end."""
-    last: dict[str, float] = {}
-
-    def report(phase: str, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        finished = total is not None and done >= total
-        if not finished and phase in last and now - last[phase] < every:
-            return
-        last[phase] = now
-        log.info("gc %s: %d%s", phase, done, f"/{total}" if total is not None else "")
-
-    return report
-
 
 # -- the collector mark -------------------------------------------------------------------------
 def mark_key(database: str) -> str:
@@ -206,8 +90,18 @@ def read_mark(tracking: ExternalTable) -> str:
     return found[key].decode("ascii", "replace") if key in found else "none"
 
 
-def write_mark(tracking: ExternalTable, state: str) -> None:
-    tracking.store.put(mark_key(tracking.database), f"{state}:{uuid.uuid4().hex}".encode())
+def write_mark(tracking: ExternalTable, mark: str) -> None:
+    tracking.store.put(mark_key(tracking.database), mark.encode())
+
+
+def _token(mark: str) -> str | None:
+    """The page token of a 'busy:' or 'idle:' mark (None for 'none')."""
+    state, _, token = mark.partition(":")
+    if state == "none":
+        return None
+    if state not in ("busy", "idle") or not token:
+        raise StoreError(f"cannot read the collector mark ({mark[:40]!r}): not collecting")
+    return token
 
 
 def uploads_may_be_gone(before: str | None, after: str) -> bool:
@@ -216,6 +110,10 @@ def uploads_may_be_gone(before: str | None, after: str) -> bool:
     finished a page in between."""
     settled = before is not None and (before == "none" or before.startswith("idle:"))
     return not (settled and after == before)
+
+
+class _RepairNeeded(Exception):
+    """The mark names a page that removed objects but never committed."""
 
 
 # -- plan ---------------------------------------------------------------------------------------
@@ -326,6 +224,7 @@ class _PageResult:
     failed: dict[bytes, str] = dataclasses.field(default_factory=dict)
     skipped: int = 0
     vanished: int = 0
+    token: str | None = None  # set when the page committed after removing objects
 
 
 def sweep(
@@ -341,6 +240,7 @@ def sweep(
     the objects stay, and the orphan scan will find them."""
     started = time.monotonic()
     report.delete_files = delete_files
+    history.declare_history(tracking.connection, tracking.database, tracking.store_name)
     unused = _unused_sql(tracking, report.grace_seconds)
     candidates = sorted(report.candidates, key=lambda c: c.hash.bytes)
     by_hash = {c.hash.bytes: c for c in candidates}
@@ -384,15 +284,39 @@ def _retryable(error: Exception) -> bool:
 def _sweep_page_retrying(
     tracking: ExternalTable, page: list[Candidate], unused: tuple[str, list[str]], delete_files: bool
 ) -> _PageResult:
+    repaired = False
     for attempt in range(RETRIES):
         try:
-            return _sweep_page(tracking, page, unused, delete_files)
+            result = _sweep_page(tracking, page, unused, delete_files)
+        except _RepairNeeded:
+            if repaired:
+                raise StoreError(
+                    f"store {tracking.store_name!r}: the collector mark stays inconsistent "
+                    f"with {history.PREFIX}{tracking.store_name} after a repair"
+                ) from None
+            repair(tracking)
+            repaired = True
+            continue
         except DataJointError as error:
             if not _retryable(error) or attempt == RETRIES - 1:
                 raise
             logger.info("gc of %s: retrying a page after %s", tracking.table_name, error)
             time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")
+            continue
+        if result.token:
+            _settle(tracking, result.token)
+        return result
+    raise StoreError(f"store {tracking.store_name!r}: a page could not be swept")
+
+
+def _check_mark(tracking: ExternalTable, committed: str | None) -> None:
+    """Under the collector lock: raise _RepairNeeded if the mark names a page that removed
+    objects and never committed (its token is not the last committed one)."""
+    if committed is None:
+        return
+    token = _token(read_mark(tracking))
+    if token is not None and token != committed:
+        raise _RepairNeeded
 
 
 def _sweep_page(
@@ -408,7 +332,7 @@ def _sweep_page(
     marks = ", ".join([PH] * len(hashes))
     result = _PageResult()
     with connection.transaction(read_committed=True):
-        history.lock_collectors(tracking)
+        committed = history.lock_collectors(tracking)
         locked = connection.query(
             f"SELECT {quote('hash')} FROM {table} WHERE {quote('hash')} IN ({marks})"
             f"{backend.lock_suffix}",
@@ -428,15 +352,88 @@ def _sweep_page(
             return result
         _delete_tracking(tracking, list(doomed))  # the foreign keys check nothing refers to them
         if delete_files:
+            _check_mark(tracking, committed)
+            token = uuid.uuid4().hex
             keys = {c.key: c.hash.bytes for c in page if c.hash.bytes in doomed}
-            write_mark(tracking, "busy")
-            result.failed = _remove_objects(tracking, keys)
+            write_mark(tracking, f"busy:{token}")
+            result.failed, unsure = _remove_objects(tracking, keys)
             if result.failed:
                 _restore_rows(tracking, [doomed[h] for h in result.failed])
-            write_mark(tracking, "idle")
             history.forget_collected(tracking, [h for h in doomed if h not in result.failed])
+            if committed is not None and not unsure:
+                history.set_collector_token(tracking, token)
+                result.token = token
+            # if unsure, the mark stays busy with a token that never commits: the next page
+            # repairs, and inserts check their objects until then
         result.deleted = [h for h in doomed if h not in result.failed]
     return result
+
+
+def _settle(tracking: ExternalTable, token: str) -> None:
+    """After a page committed: set the mark idle, unless a later page has run since (both under
+    the collector lock, so this never overwrites a later page's busy mark)."""
+    connection = tracking.connection
+    try:
+        with connection.transaction(read_committed=True):
+            if history.lock_collectors(tracking) == token:
+                write_mark(tracking, f"idle:{token}")
+    except DataJointError as error:  # the mark stays busy: inserts check, which is only slower
+        logger.warning("gc of %s: cannot set the collector mark idle: %s", tracking.table_name, error)
+
+
+def repair(tracking: ExternalTable) -> int:
+    """After a page removed objects but did not commit (a crash, a lost connection): delete the
+    unused tracking rows whose objects are missing, then settle the mark. Returns their count.
+
+    Until then the mark stays busy, so inserts re-using such a row check the object and upload
+    it again; the rows themselves are unused, so deleting them loses nothing."""
+    store = tracking.store
+    listed = {item.key for item in store.list(tracking.database)}
+    prefix = f"{tracking.database}/"
+    candidates = plan(tracking, 0).candidates
+    missing = [
+        c.hash.bytes
+        for c in candidates
+        if (c.key not in listed if c.key.startswith(prefix) else not store.exists(c.key))
+    ]
+    connection = tracking.connection
+    quote = connection.backend.quote
+    own = f"{quote('t')}.{quote('hash')}"
+    source, conditions = _unused_sql(tracking, 0)
+    deleted = 0
+    with connection.transaction(read_committed=True):
+        committed = history.lock_collectors(tracking)
+        if committed is None:
+            return 0
+        token = _token(read_mark(tracking))
+        if token is None or token == committed:
+            return 0  # another collector repaired meanwhile
+        for start in range(0, len(missing), PAGE):
+            page = missing[start : start + PAGE]
+            marks = ", ".join([PH] * len(page))
+            connection.query(
+                f"SELECT {quote('hash')} FROM {tracking.full_table_name} WHERE {quote('hash')} "
+                f"IN ({marks}){connection.backend.lock_suffix}",
+                page,
+            ).fetchall()
+            rows = connection.query(
+                f"SELECT {own} FROM {source} WHERE {own} IN ({marks}) AND "
+                + " AND ".join(f"({c})" for c in conditions),
+                page,
+            ).fetchall()
+            gone = [bytes(row[0]) for row in rows]
+            if gone:
+                _delete_tracking(tracking, gone)
+                history.forget_collected(tracking, gone)
+                deleted += len(gone)
+        history.set_collector_token(tracking, token)
+    _settle(tracking, token)
+    logger.warning(
+        "gc of %s: repaired after an unfinished collection: %d unused rows had lost their objects",
+        tracking.table_name,
+        deleted,
+    )
+    return deleted
 
 
 def _delete_tracking(tracking: ExternalTable, hashes: list[bytes]) -> None:
@@ -455,26 +452,28 @@ def _restore_rows(tracking: ExternalTable, rows: list[tuple]) -> None:
     tracking.connection.query(sql, [tuple(row) for row in rows], many=True)
 
 
-def _remove_objects(tracking: ExternalTable, keys: dict[str, bytes]) -> dict[bytes, str]:
-    """Remove objects in bulk; return {hash: error} for those that are still there."""
+def _remove_objects(tracking: ExternalTable, keys: dict[str, bytes]) -> tuple[dict[bytes, str], bool]:
+    """Remove objects in bulk. Returns ({hash: error} of those still there, unsure): `unsure` when
+    some could not be checked (their rows are put back, but their objects may be gone)."""
     store = tracking.store
     try:
         store.remove_many(list(keys))
     except StoreError as error:
         message = str(error)
     else:
-        return {}
+        return {}, False
     from .store import transfer_concurrency
 
-    def remains(key: str) -> bool:
+    def remains(key: str) -> bool | None:
         try:
             return store.size(key) is not None
         except StoreError:
-            return True  # cannot tell: keep the row (an object without a row is an orphan)
+            return None  # cannot tell: keep the row (and leave the mark busy)
 
     with ThreadPoolExecutor(transfer_concurrency()) as pool:
         still = dict(zip(keys, pool.map(remains, keys)))
-    return {keys[key]: message for key, there in still.items() if there}
+    unsure = any(there is None for there in still.values())
+    return {keys[key]: message for key, there in still.items() if there is not False}, unsure
 
 
 # -- entry points -------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ transaction. GC reports group candidates by that origin, and the collector's gra
 counts from `released` (the time the last known reference went), not only from the upload.
 
 The table also holds one sentinel row (the nil UUID, which no MD5 hash is) that collectors lock
-for the span of each page: pages of different collectors of one store never interleave, which the
-collector mark protocol in gc.py relies on. Inserts and deletes never touch that row.
+for the span of each page, so pages of different collectors of one store never interleave; its
+`key_json` holds the token of the last page that committed (see the collector mark in gc.py).
+Inserts and deletes never touch that row.
 
 The table is declared together with the store's tracking table (never inside a transaction, since
 MySQL DDL would commit it); if it is missing (a schema DataJoint 0.14 created), nothing is recorded
@@ -157,22 +158,37 @@ def released_within(tracking: ExternalTable, seconds: int, column: str) -> str |
     )
 
 
-def lock_collectors(tracking: ExternalTable) -> None:
-    """Inside a collector's transaction: wait for, then hold, this store's collector lock."""
+def lock_collectors(tracking: ExternalTable) -> str | None:
+    """Inside a collector's transaction: wait for, then hold, this store's collector lock.
+
+    Returns the token of the last collector page that committed (the sentinel's `key_json`;
+    '' before any), or None when there is no history table (no lock then)."""
     history = history_table(tracking.connection, tracking.database, tracking.store_name)
     if not history.is_declared:
-        return
+        return None
     connection = tracking.connection
     backend = connection.backend
     quote = backend.quote
     columns = ["hash", "referencing_table", "attribute_name", "key_json"]
     statement = backend.insert_statement(history.full_table_name, columns, "skip", ["hash"])
-    connection.query(statement, (SENTINEL, "~collector", "", "{}"))
-    connection.query(
-        f"SELECT {quote('hash')} FROM {history.full_table_name} WHERE {quote('hash')} = {PH}"
+    connection.query(statement, (SENTINEL, "~collector", "", ""))
+    row = connection.query(
+        f"SELECT {quote('key_json')} FROM {history.full_table_name} WHERE {quote('hash')} = {PH}"
         f"{backend.lock_suffix}",
         (SENTINEL,),
-    ).fetchall()
+    ).fetchone()
+    return (row[0] or "") if row else ""
+
+
+def set_collector_token(tracking: ExternalTable, token: str) -> None:
+    """Inside the collector's transaction (after lock_collectors): record the page's token."""
+    history = history_table(tracking.connection, tracking.database, tracking.store_name)
+    quote = tracking.connection.backend.quote
+    tracking.connection.query(
+        f"UPDATE {history.full_table_name} SET {quote('key_json')} = {PH} "
+        f"WHERE {quote('hash')} = {PH}",
+        (token, SENTINEL),
+    )
 
 
 def forget_collected(tracking: ExternalTable, hashes: list[bytes]) -> None:

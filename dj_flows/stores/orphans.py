@@ -27,6 +27,7 @@ from ..backends import PH
 from ..errors import StoreError
 from . import gc, history
 from .filestore import is_temp_name
+from .gc_report import size_text
 from .layout import subfold
 
 if TYPE_CHECKING:
@@ -123,12 +124,12 @@ class OrphanReport:
     def __str__(self) -> str:
         where = f"store {self.store!r} of schema {self.database!r} (grace {self.grace_seconds} s)"
         if self.swept:
-            head = f"Orphans in {where}: removed {self.removed} of {self.count}, {gc._size(self.removed_bytes)}"
+            head = f"Orphans in {where}: removed {self.removed} of {self.count}, {size_text(self.removed_bytes)}"
         else:
-            head = f"Orphans in {where}: {self.count} files, {gc._size(self.bytes)} would go"
+            head = f"Orphans in {where}: {self.count} files, {size_text(self.bytes)} would go"
         lines = [head + f" ({self.scanned} objects scanned)"]
         for name, group in self.by_reference().items():
-            lines.append(f"  {name}: {group['count']} files, {gc._size(group['bytes'])}")
+            lines.append(f"  {name}: {group['count']} files, {size_text(group['bytes'])}")
         if self.young:
             lines.append(f"  {self.young} untracked files are younger than the grace period")
         if self.unrecognized:

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from dj_flows.codecs.blob import pack
-from dj_flows.stores import external, gc
+from dj_flows.errors import DataJointError
+from dj_flows.stores import external, gc, history
 from dj_flows.stores.external import ExternalTable
 from dj_flows.stores.layout import uuid_from_buffer
 
@@ -185,3 +186,31 @@ def test_uploads_may_be_gone_reads_the_mark():
     assert gc.uploads_may_be_gone("idle:a", "busy:b")
     assert gc.uploads_may_be_gone("unknown:a", "unknown:a")
     assert gc.uploads_may_be_gone(None, "none")
+
+
+def test_a_page_failing_after_removal_keeps_the_mark_busy_until_repaired(pipe, monkeypatch):
+    Item, tracking = pipe
+    unused_content(Item, tracking, 5)
+    unused_content(Item, tracking, 6)
+    forget = history.forget_collected
+
+    def crash(*args):
+        raise DataJointError("simulated crash before the commit")
+
+    monkeypatch.setattr(history, "forget_collected", crash)
+    report = gc.collect(tracking, 0)
+    monkeypatch.setattr(history, "forget_collected", forget)
+    assert report.deleted_rows == 0 and len(report.errors) == 2
+    # rolled back: the rows are back, their objects gone, and the mark says busy
+    assert len(tracking) == 2 and not object_present(tracking, 5)
+    assert not object_present(tracking, 6)
+    assert gc.read_mark(tracking).startswith("busy:")
+
+    Item.insert1({"id": 5, "content": 5, "b": blob(5)})  # re-uses a row whose object is gone
+    assert object_present(tracking, 5)
+    np.testing.assert_array_equal((Item & {"id": 5}).fetch1("b"), blob(5))
+
+    report = gc.collect(tracking, 0)  # sees the unfinished page, repairs, then goes on
+    assert not report.errors and report.deleted_rows + report.vanished == 1
+    assert len(tracking) == 1 and gc.read_mark(tracking).startswith("idle:")
+    np.testing.assert_array_equal((Item & {"id": 5}).fetch1("b"), blob(5))
