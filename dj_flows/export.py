@@ -29,12 +29,12 @@ from .errors import DataJointError
 from .export_columns import Column
 from .export_decode import decode
 from .export_layout import BLOB, Layout
-from .export_paging import Pager
+from .export_paging import Pager, Reader
 
 DEFAULT_BATCH_BYTES = 64 << 20
 MAX_RESTARTS = 4
 CHUNKS = 4  # pages per record batch
-PREFETCH = 3  # pages read ahead while a batch is written
+AHEAD = 1  # pages waiting in the background reader, besides the one it reads
 LAYOUT_HINTS = ("blob", "variable")
 
 __all__ = [
@@ -126,56 +126,40 @@ class Exporter:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Record batches of about `batch_bytes` each (or `batch_rows` rows), each read in CHUNKS
-        smaller pages so that the raw rows being converted are a fraction of the batch they fill.
+        smaller pages so that the raw rows being converted are a fraction of the batch they fill;
+        pages are read ahead in the background unless converting them uses the database.
         ExportLayoutError if some rows need a wider layout than rows already converted."""
-        pager = self._pager = Pager(self.query, self.names)
+        reader = Reader(
+            Pager(self.query, self.names),
+            target_bytes=self.batch_bytes,
+            batch_rows=self.batch_rows,
+            chunks=CHUNKS,
+            background=not any(c.uses_database for c in self.columns),
+            ahead=AHEAD,
+        )
         try:
-            plan = self._plan(pager)
-            while True:  # until a batch finds no rows (prefetched pages may outlast `exhausted`)
-                capacity, step = plan
-                builders = None
-                filled = 0
-                while filled < capacity:
-                    holder = pager.fetch(min(step, capacity - filled))
-                    if holder is None:
-                        break
-                    chunk = holder.pop()
-                    filled += len(chunk[0])
-                    builders = self._add(chunk, builders, capacity)
-                    del chunk
-                if not filled:
+            builders = None
+            while True:
+                page = reader.next()
+                if page is None:
                     return
+                if page.holder is not None:
+                    chunk = page.holder.pop()
+                    builders = self._add(chunk, builders, page.capacity)
+                    del chunk
+                if not page.last:
+                    continue
+                del page
                 arrays = [builder.finish() for builder in builders]
-                del builders
+                builders = None
                 batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema())
                 del arrays
                 self.rows += batch.num_rows
                 self.emitted = True
-                plan = self._next_plan = self._plan(pager)
                 yield batch
                 del batch  # hold no batch while the next one is read and converted
         finally:
-            pager.close()
-            self._pager = None
-
-    def _plan(self, pager: Pager) -> tuple[int, int]:
-        """(rows in the next batch, rows per page)."""
-        capacity = self.batch_rows or pager.rows_for(self.batch_bytes)
-        return capacity, max(1, -(-capacity // CHUNKS))
-
-    def prefetch(self) -> None:
-        """Read the first pages of the next batch in the background (PREFETCH of CHUNKS pages, so
-        that the raw rows waiting plus the batch being written stay under two batches); call it
-        right before writing a batch, while nothing else uses the database connection."""
-        pager = getattr(self, "_pager", None)
-        if pager is None or pager.exhausted:
-            return
-        capacity, step = self._next_plan
-        limits, planned = [], 0
-        while planned < capacity and len(limits) < PREFETCH:
-            limits.append(min(step, capacity - planned))
-            planned += limits[-1]
-        pager.prefetch(limits)
+            reader.close()
 
     def _add(self, chunk: list[list], builders: list | None, capacity: int) -> list:
         """Convert a chunk of raw rows into the batch being built (builders made on first use)."""

@@ -116,6 +116,11 @@ class Column:
 
     # -- the schema ---------------------------------------------------------------------------
     @property
+    def uses_database(self) -> bool:
+        """Whether converting this column queries the database (external tracking tables)."""
+        return self.attribute.is_external
+
+    @property
     def needs_layout(self) -> bool:
         return self.role in ("blob", "external_blob", "computed")
 

@@ -10,15 +10,17 @@ Sizes are in bytes of raw row data (blob bytes plus a few bytes per plain value)
 row is read, the size comes from the stored lengths of up to PROBE_ROWS rows (`SELECT LENGTH(...)`,
 which moves no blob data); after that, from the rows read so far.
 
-`prefetch` reads the next pages in a background thread while the caller is busy elsewhere (an
-export's Parquet writer, which releases the GIL), so reading and writing overlap.
+`Reader` plans record batches and reads their pages, ahead of the consumer in a background thread
+when it may, so that reading overlaps the conversion (numpy copies) and the Parquet writer, both of
+which release the GIL.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends import PH
@@ -102,8 +104,6 @@ class Pager:
         self.exhausted = False
         self.rows_seen = 0
         self.bytes_seen = 0
-        self._thread: threading.Thread | None = None
-        self._ahead: collections.deque = collections.deque()
 
     @property
     def per_row(self) -> int | None:
@@ -117,51 +117,10 @@ class Pager:
             return max(1, target_bytes // self.per_row)
         return first_page_rows(self.query, self.names, target_bytes, self.keyset)
 
-    def prefetch(self, limits: Sequence[int]) -> None:
-        """Start fetching pages of these sizes in a background thread, for the caller to `fetch`
-        with the same sizes later. The caller must not use the connection until then (an export
-        calls this just before handing a batch to the Parquet writer)."""
-        if self.exhausted or self._thread is not None or not limits:
-            return
-
-        def work() -> None:
-            for limit in limits:
-                try:
-                    holder = self._fetch(limit)
-                except BaseException as error:  # re-raised by fetch() in the caller's thread
-                    self._ahead.append((limit, error))
-                    return
-                self._ahead.append((limit, holder))
-                if holder is None or self.exhausted:
-                    return
-
-        self._thread = threading.Thread(target=work, name="dj-export-prefetch", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        """Wait for a prefetch in progress (its rows are dropped)."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._ahead.clear()
-
     def fetch(self, limit: int) -> list[list[list]] | None:
         """The next rows (at most `limit`) as `[columns]`, a holder the caller pops, then one list
         per name; None once the query is exhausted. No reference to the rows is kept, so the caller
         can free values as it converts them."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._ahead:
-            asked, item = self._ahead.popleft()
-            if asked != limit:
-                raise RuntimeError(f"export paging: prefetched {asked} rows, asked for {limit}")
-            if isinstance(item, BaseException):
-                raise item
-            return item
-        return self._fetch(limit)
-
-    def _fetch(self, limit: int) -> list[list[list]] | None:
         if self.exhausted:
             return None
         query = self.query
@@ -189,3 +148,114 @@ class Pager:
         holder = [page]
         del page
         return holder
+
+
+class Page:
+    """Rows for batch number `batch`, which holds `capacity` rows unless the query ends first."""
+
+    __slots__ = ("batch", "capacity", "holder", "last")
+
+    def __init__(self, batch: int, capacity: int, holder: list, last: bool) -> None:
+        self.batch = batch
+        self.capacity = capacity
+        self.holder = (
+            holder  # [columns]: pop it, and the page holds no rows any more; None: no rows
+        )
+        self.last = last  # the batch ends with this page
+
+
+class Reader:
+    """Plans batches (about `target_bytes`, or `batch_rows` rows, each read in `chunks` pages) and
+    reads their pages, in a background thread when `background` (at most `ahead` pages waiting,
+    plus the one being read), so that reading overlaps converting and writing. Background reading
+    needs the consumer to leave the database connection alone: exports whose conversion queries
+    the database (external objects) read in the foreground."""
+
+    END = object()
+
+    def __init__(
+        self,
+        pager: Pager,
+        *,
+        target_bytes: int,
+        batch_rows: int | None,
+        chunks: int,
+        background: bool,
+        ahead: int = 1,
+    ) -> None:
+        self.pager = pager
+        self.target_bytes = target_bytes
+        self.batch_rows = batch_rows
+        self.chunks = chunks
+        self._stop = threading.Event()
+        self._queue: queue.Queue | None = queue.Queue(maxsize=ahead) if background else None
+        self._thread: threading.Thread | None = None
+        self._pages = self._plan()
+        if background:
+            self._thread = threading.Thread(target=self._run, name="dj-export-reader", daemon=True)
+            self._thread.start()
+
+    def _plan(self) -> Iterator[Page]:
+        pager = self.pager
+        number = 0
+        while not pager.exhausted and not self._stop.is_set():
+            capacity = self.batch_rows or pager.rows_for(self.target_bytes)
+            step = max(1, -(-capacity // self.chunks))
+            filled = 0
+            closed = False
+            while filled < capacity and not self._stop.is_set():
+                holder = pager.fetch(min(step, capacity - filled))
+                if holder is None:
+                    break
+                filled += len(holder[0][0]) if holder[0] else 0
+                closed = filled >= capacity or pager.exhausted
+                page = Page(number, capacity, holder, closed)
+                del holder
+                yield page
+                del page
+            if filled and not closed:  # the query ended right after a full page
+                yield Page(number, capacity, None, True)
+            number += 1
+
+    def _run(self) -> None:
+        put = self._put
+        try:
+            for page in self._pages:
+                if not put(page):
+                    return
+                del page
+            put(self.END)
+        except BaseException as error:  # handed to the consumer, raised in its thread
+            put(error)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next(self) -> Page | None:
+        """The next page, or None when the query is exhausted."""
+        if self._queue is None:
+            return next(self._pages, None)
+        item = self._queue.get()
+        if item is self.END:
+            self._queue.put(self.END)  # later calls see the end too
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop reading (pages not taken are dropped)."""
+        self._stop.set()
+        if self._thread is not None:
+            while self._thread.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get(timeout=0.05)
+            self._thread.join()
+            self._thread = None
+        self._pages.close()

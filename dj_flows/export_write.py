@@ -151,7 +151,6 @@ def _write_file(
         writer = pq.ParquetWriter(sink, schema, **writer_options)
         try:
             while batch is not None:
-                exporter.prefetch()  # read on while the writer (GIL-free) encodes this batch
                 writer.write_batch(batch)
                 del batch
                 batch = next(batches, None)
