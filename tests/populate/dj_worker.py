@@ -35,7 +35,7 @@ def declare(schema_name: str) -> types.SimpleNamespace:
         id : int
         ---
         delay = 0 : float
-        action = "ok" : enum('ok', 'fail', 'hang', 'lose')
+        action = "ok" : enum('ok', 'fail', 'hang', 'lose', 'die')
         """
 
     class Square(datajoint.Computed):

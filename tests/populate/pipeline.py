@@ -8,7 +8,9 @@ calls a key saw even when the process making it was killed.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import threading
 import time
 import types
@@ -75,7 +77,7 @@ def declare(schema: dj.Schema) -> types.SimpleNamespace:
         id : int
         ---
         delay = 0 : float                                     # seconds make() sleeps
-        action = "ok" : enum('ok', 'fail', 'hang', 'lose')    # how make() behaves
+        action = "ok" : enum('ok', 'fail', 'hang', 'lose', 'die')    # how make() behaves
         """
 
     class Square(dj.Computed):
@@ -104,6 +106,10 @@ def declare(schema: dj.Schema) -> types.SimpleNamespace:
                 raise ValueError(f"cannot square {key['id']}")
             if action == "hang":
                 time.sleep(600)  # until a test kills or terminates the process
+            if action == "die":  # as if killed by the OOM killer, in a populate(processes=N) child only
+                if multiprocessing.parent_process() is None:
+                    raise RuntimeError("action 'die' is only for worker processes")
+                os.kill(os.getpid(), signal.SIGKILL)
             if action == "lose":
                 lose_connection(self.connection)
                 self.Note.insert1(dict(key, id=-key["id"], note="after the link was lost"))

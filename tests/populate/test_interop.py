@@ -27,6 +27,7 @@ pytestmark = [
     pytest.mark.mysql,
     pytest.mark.interop,
     pytest.mark.timeout(300),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # DataJoint's use of pyparsing
 ]
 
 

@@ -74,17 +74,17 @@ def test_ignored_and_reserved_keys_are_skipped(pipeline, calls_file):
 def test_a_lapsed_lease_is_taken_over_by_exactly_one_claimant(pipeline):
     jobs = pipeline.schema.jobs
     name = pipeline.Square.table_name
-    holder = jobs.acquire(name, {"id": 5}, lease=1)
+    holder = jobs.acquire(name, {"id": 5}, lease=2)
     assert holder is not None and MARKER.match(holder.marker)
-    assert jobs.acquire(name, {"id": 5}, lease=1) is None  # held
+    assert jobs.acquire(name, {"id": 5}, lease=2) is None  # held
     blocked, lapsed = jobs.blocking(name)
     assert blocked == {holder.key_hash} and lapsed == {}
-    time.sleep(2.2)  # the holder did not renew
+    time.sleep(3.2)  # the holder did not renew
     blocked, lapsed = jobs.blocking(name)
     assert blocked == set() and lapsed == {holder.key_hash: holder.marker}
     assert jobs.status(name)[name]["expired"] == 1
-    first = jobs.acquire(name, {"id": 5}, lease=1, expired=holder.marker)
-    second = jobs.acquire(name, {"id": 5}, lease=1, expired=holder.marker)
+    first = jobs.acquire(name, {"id": 5}, lease=2, expired=holder.marker)
+    second = jobs.acquire(name, {"id": 5}, lease=2, expired=holder.marker)
     assert first is not None and second is None
     assert not jobs.renew(holder) and not jobs.settle(holder) and not jobs.fail(holder, "x", None)
     assert jobs.renew(first)
@@ -95,15 +95,15 @@ def test_a_lapsed_lease_is_taken_over_by_exactly_one_claimant(pipeline):
 def test_a_renewed_lease_does_not_lapse(pipeline):
     jobs = pipeline.schema.jobs
     name = pipeline.Square.table_name
-    with LeaseKeeper(jobs, lease=1) as keeper:
-        reservation = jobs.acquire(name, {"id": 9}, lease=1)
+    with LeaseKeeper(jobs, lease=2) as keeper:
+        reservation = jobs.acquire(name, {"id": 9}, lease=2)
         keeper.hold(reservation)
-        for _ in range(6):
+        for _ in range(10):  # twice the lease
             time.sleep(0.5)
             assert jobs.blocking(name) == ({reservation.key_hash}, {})
         assert not reservation.lost
         keeper.drop(reservation)
-    time.sleep(2.2)
+    time.sleep(4.2)
     assert jobs.blocking(name)[1] == {reservation.key_hash: reservation.marker}
 
 
@@ -120,9 +120,9 @@ def test_populate_takes_over_a_lapsed_reservation(pipeline, calls_file):
     pipeline.Source.insert([{"id": 1}, {"id": 2}])
     jobs = pipeline.schema.jobs
     name = pipeline.Square.table_name
-    stale = jobs.acquire(name, {"id": 2}, lease=1)  # a worker that died without renewing
+    stale = jobs.acquire(name, {"id": 2}, lease=2)  # a worker that died without renewing
     assert pipeline.Square.populate(reserve_jobs=True)["success_count"] == 1
-    time.sleep(2.2)
+    time.sleep(3.2)
     assert pipeline.Square.populate(reserve_jobs=True)["success_count"] == 1
     assert sorted(c[0] for c in read_calls(calls_file)) == [1, 2]
     assert len(jobs) == 0

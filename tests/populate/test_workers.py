@@ -8,6 +8,7 @@ import collections
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,27 @@ def test_processes_report_errors_like_one_process(pipeline, calls_file):
         pipeline.Square.populate(processes=2)  # without suppress_errors the first error is raised
 
 
+def test_a_child_process_killed_mid_make_is_reported_and_replaced(pipeline, calls_file):
+    pipeline.Source.insert([{"id": i, "delay": 0.01, "action": "die" if i == 4 else "ok"} for i in range(16)])
+    result = pipeline.Square.populate(processes=2, reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 15
+    (key, message), = result["error_list"]
+    assert key == {"id": 4} and re.search(r"worker process \d+ died \(exit code -9\)", message)
+    assert sorted(pipeline.Square.fetch("id").tolist()) == [i for i in range(16) if i != 4]
+    assert not (pipeline.Square.Note & {"id": 4})
+    row = pipeline.schema.jobs.fetch1()  # the dead child's reservation lapses with its lease
+    assert row["status"] == "reserved" and row["key"] == {"id": 4}
+    pipeline.Source.update1({"id": 4, "action": "ok"})
+    table = pipeline.Square.table_name
+    wait_for(lambda: pipeline.schema.jobs.status(table)[table]["expired"] == 1, 10, "the lease to lapse")
+    assert pipeline.Square.populate(reserve_jobs=True)["success_count"] == 1
+    assert [c[2] for c in read_calls(calls_file) if c[0] == 4] == ["die", "ok"]
+    pipeline.Source.insert([{"id": 98}, {"id": 99, "action": "die"}])
+    with pytest.raises(dj.errors.PopulateError, match="died"):  # without suppress_errors: raised
+        pipeline.Square.populate(processes=2)
+    assert (pipeline.Square & {"id": 98}) and not (pipeline.Square & {"id": 99})
+
+
 def test_threads_with_their_own_connections_make_each_key_once(pipeline, calls_file):
     pipeline.Source.insert([{"id": i, "delay": 0.005} for i in range(60)])
     results, failures = [], []
@@ -114,7 +136,7 @@ def release_together(workers: list[subprocess.Popen], barrier: Path) -> None:
     (barrier / "go").touch()
 
 
-def test_four_worker_processes_share_the_queue(pipeline, calls_file, tmp_path):
+def test_four_worker_processes_share_the_queue(pipeline, calls_file, tmp_path, backend):
     pipeline.Source.insert([{"id": i, "delay": 0.005} for i in range(200)])
     orders = ("original", "reverse", "random", "random")
     workers = [start_worker(pipeline.schema, {"reserve_jobs": True, "order": order}, tmp_path) for order in orders]
@@ -123,13 +145,14 @@ def test_four_worker_processes_share_the_queue(pipeline, calls_file, tmp_path):
     assert sum(r["success_count"] for r in results) == 200
     assert all(r["error_list"] == [] for r in results)
     made_by = assert_each_made_once(calls_file, range(200))
-    assert len(made_by) >= 2, made_by  # the workers really overlapped
+    if backend == "mysql":  # SQLite's write lock is not fair: one worker may take every key
+        assert len(made_by) >= 2, made_by  # the workers really overlapped
     assert len(pipeline.Square()) == 200 and len(pipeline.Square.Note()) == 200
     assert len(pipeline.schema.jobs) == 0
 
 
 def test_a_sigkilled_worker_key_is_taken_over_when_its_lease_lapses(pipeline, calls_file):
-    lease = 4
+    lease = 6  # long enough that the populate right after the kill runs within it, even on a busy machine
     dj.config["jobs.lease_seconds"] = lease
     pipeline.Source.insert([{"id": 1}, {"id": 2, "action": "hang"}, {"id": 3}])
     worker = start_worker(pipeline.schema, {"reserve_jobs": True})
