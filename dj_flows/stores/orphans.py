@@ -8,11 +8,12 @@ the tracking table about them a thousand at a time. Names that do not follow the
 counted, never removed; stale temporary files of interrupted folder writes are removed once they
 are older than the grace period and TEMP_MIN_AGE both.
 
-`remove_orphans()` does not delete files behind the tracking table's back: it adopts them (inserts
-tracking rows dated 1970, unless a row appeared since the scan) and hands them to the collector's
-safe sweep (gc.sweep), which locks, re-checks and removes them like any unused object. So an insert
-that uploaded the same content and is about to track it either waits for the sweep and finds its
-object missing (and uploads it again), or touches the row first and the sweep keeps it.
+`remove_orphans()` does not delete files behind the tracking table's back. Each page runs like a
+collector page (gc.py), in one transaction under the collector lock: it adopts the page's files
+that are still untracked (inserts rows dated 1970, skipping hashes tracked since the scan), sets
+the collector mark busy, removes the files, deletes the adopted rows, records its token; commit;
+then the mark goes idle. No other transaction ever sees an adopted row: an insert tracking the same
+content waits on the row lock, and then finds the mark moved and uploads its object again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..backends import PH
-from ..errors import StoreError
+from ..errors import DataJointError, StoreError
 from . import gc, history
 from .filestore import is_temp_name
 from .gc_report import size_text
@@ -237,33 +238,31 @@ def _untracked(tracking: ExternalTable, batch: list[Orphan]) -> list[Orphan]:
 def remove_orphans(
     tracking: ExternalTable, report: OrphanReport, progress: gc.Progress | None = None
 ) -> OrphanReport:
-    """Remove the report's orphans safely: adopt them as unused tracking rows, then sweep them."""
+    """Remove the report's orphans: a page at a time, each adopted and removed in one transaction
+    under the collector lock and mark, so no other transaction ever sees an adopted row."""
     started = time.monotonic()
-    connection = tracking.connection
-    columns = ["hash", "size", "attachment_name", "timestamp"]
-    statement = connection.backend.insert_statement(
-        tracking.full_table_name, columns, "skip", ["hash"]
-    )
+    history.declare_history(tracking.connection, tracking.database, tracking.store_name)
     for start in range(0, len(report.orphans), PAGE):
         page = report.orphans[start : start + PAGE]
-        rows = [(o.hash.bytes, o.size, o.attachment_name, ADOPTED) for o in page]
-        with connection.transaction():
-            connection.query(statement, rows, many=True)
-    candidates = [
-        gc.Candidate(o.hash, o.key, o.size, o.attachment_name, o.last_reference, o.last_key)
-        for o in report.orphans
-    ]
-    sweep = gc.GCReport(tracking.store_name, tracking.database, report.grace_seconds, candidates)
-
-    def relay(phase: str, done: int, total: int | None) -> None:
+        try:
+            removed, kept, token = _remove_page(tracking, page)
+        except gc._RepairNeeded:
+            gc.repair(tracking)
+            try:
+                removed, kept, token = _remove_page(tracking, page)
+            except (gc._RepairNeeded, DataJointError) as error:
+                report.errors += [(o.key, str(error) or "collector mark inconsistent") for o in page]
+                continue
+        except DataJointError as error:
+            report.errors += [(o.key, str(error)) for o in page]
+            continue
+        if token:
+            gc._settle(tracking, token)
+        report.removed += len(removed)
+        report.removed_bytes += sum(o.size for o in removed)
+        report.kept += kept
         if progress:
-            progress("orphans", done, total)
-
-    sweep = gc.sweep(tracking, sweep, delete_files=True, progress=relay)
-    report.removed = sweep.deleted_rows
-    report.removed_bytes = sweep.deleted_bytes
-    report.kept = sweep.skipped
-    report.errors += [(key, message) for _, key, message in sweep.errors]
+            progress("orphans", start + len(page), len(report.orphans))
     if report.temporary:
         keys = [o.key for o in report.temporary]
         try:
@@ -276,3 +275,43 @@ def remove_orphans(
     report.swept = True
     report.seconds["remove"] = time.monotonic() - started
     return report
+
+
+def _remove_page(tracking: ExternalTable, page: list[Orphan]) -> tuple[list[Orphan], int, str | None]:
+    """Adopt the page's orphans that are still untracked (rows dated ADOPTED), remove their
+    objects, delete the rows; return (removed, kept because tracked meanwhile, page token)."""
+    connection = tracking.connection
+    backend = connection.backend
+    quote = backend.quote
+    table = tracking.full_table_name
+    hashes = [o.hash.bytes for o in page]
+    marks = ", ".join([PH] * len(hashes))
+    columns = ["hash", "size", "attachment_name", "timestamp"]
+    adopt = backend.insert_statement(table, columns, "skip", ["hash"])
+    token = None
+    with connection.transaction(read_committed=True):
+        committed = history.lock_collectors(tracking)
+        gc._check_mark(tracking, committed)
+        connection.query(
+            adopt, [(o.hash.bytes, o.size, o.attachment_name, ADOPTED) for o in page], many=True
+        )
+        ours = {
+            bytes(row[0])
+            for row in connection.query(
+                f"SELECT {quote('hash')} FROM {table} WHERE {quote('hash')} IN ({marks}) "
+                f"AND {quote('timestamp')} = {PH}{backend.lock_suffix}",
+                [*hashes, ADOPTED],
+            ).fetchall()
+        }
+        removed = [o for o in page if o.hash.bytes in ours]
+        if not removed:
+            return [], len(page), None
+        token = uuid.uuid4().hex
+        gc.write_mark(tracking, f"busy:{token}")
+        failed, _ = gc._remove_objects(tracking, {o.key: o.hash.bytes for o in removed})
+        gc._delete_tracking(tracking, list(ours))  # untracked again, whatever the store said
+        history.forget_collected(tracking, list(ours))
+        if committed is not None:
+            history.set_collector_token(tracking, token)
+    removed = [o for o in removed if o.hash.bytes not in failed]
+    return removed, len(page) - len(ours), token if committed is not None else None
