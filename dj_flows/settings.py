@@ -124,6 +124,19 @@ def _validate_fetch_format(key: str, value: Any) -> str:
     return value
 
 
+class MaskedDict(dict):
+    """A plain dict whose repr/str masks secret-named entries, so that printing
+    `dj.config['stores']` (or one store's spec) in a notebook shows no secret key."""
+
+    def __repr__(self) -> str:
+        return repr(mask_secrets(dict(self)))
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython
+        printer.text(repr(self))
+
+
 def _validate_stores(key: str, value: Any) -> dict:
     if not isinstance(value, collections.abc.Mapping):
         raise ConfigError(f"config['stores'] must be a dict of store name -> spec, got {type(value).__name__}")
@@ -134,7 +147,7 @@ def _validate_stores(key: str, value: Any) -> dict:
             )
         if not isinstance(spec, collections.abc.Mapping) or "protocol" not in spec:
             raise ConfigError(f"config['stores'][{name!r}] must be a dict with a 'protocol'")
-    return value
+    return MaskedDict({name: MaskedDict(spec) for name, spec in value.items()})
 
 
 VALIDATORS = {

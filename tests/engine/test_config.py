@@ -213,9 +213,14 @@ def test_secrets_masked_in_repr_and_str():
         assert SECRET not in text and STORE_SECRET not in text
         assert MASK in text
         assert "AKIA" in text and "/data" in text  # non-secrets stay visible
-    # the real values are still there for the engine to use
+    # the store specs print masked too, while the real values are there for the engine to use
+    for text in (repr(config["stores"]), str(config["stores"]), repr(config["stores"]["shared"]),
+                 pprint.pformat(config["stores"])):
+        assert STORE_SECRET not in text and MASK in text and "AKIA" in text
     assert config["database.password"] == SECRET
     assert config["stores"]["shared"]["secret_key"] == STORE_SECRET
+    assert config["stores"] == {name: dict(spec) for name, spec in config["stores"].items()}
+    assert json.loads(json.dumps(config["stores"]))["shared"]["secret_key"] == STORE_SECRET
 
 
 def test_secrets_masked_in_global_config_repr():
