@@ -306,3 +306,29 @@ def test_drop(make_schema):
     assert set(schema.list_tables()) == {"top"}
     Top.drop()
     assert schema.list_tables() == []
+
+
+def test_drop_asks_in_safemode(make_schema, monkeypatch: pytest.MonkeyPatch, capsys):
+    schema = make_schema("dropask")
+
+    @schema
+    class Top(dj.Manual):
+        definition = """
+        top : int
+        """
+
+    @schema
+    class Under(dj.Manual):
+        definition = """
+        -> Top
+        """
+
+    answers = ["no", "yes"]
+    monkeypatch.setattr(table_module, "_interactive", lambda: True)
+    monkeypatch.setattr(builtins, "input", lambda prompt: answers.pop(0))
+    with dj.config(safemode=True):
+        Top.drop()
+        assert Top.is_declared and Under.is_declared
+        assert f"{schema.database}.under" in capsys.readouterr().out  # the tables it would drop
+        Top.drop()
+    assert not Top.is_declared and not Under.is_declared and not answers
