@@ -19,8 +19,8 @@ from dj_flows.table import FreeTable
 
 @pytest.fixture(scope="module")
 def db(make_schema):
+    upstream_schema = make_schema("up")  # first: schemas are dropped in reverse order of creation
     schema = make_schema("main")
-    upstream_schema = make_schema("up")
 
     @upstream_schema
     class Lab(dj.Lookup):
