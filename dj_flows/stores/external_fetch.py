@@ -39,10 +39,11 @@ FETCH_WORKERS = 4  # bulk reads in flight at once (each one concurrent inside)
 class _Problem(Exception):
     """Raised on worker threads; turned into a StoreError (which queries the database) later."""
 
-    def __init__(self, hash_: bytes, problem: str) -> None:
+    def __init__(self, hash_: bytes, problem: str, cls: type[StoreError] = StoreError) -> None:
         super().__init__(problem)
         self.hash = hash_
         self.problem = problem
+        self.cls = cls  # TransientStoreError stays transient for retry policies
 
 
 def _run(tasks: list[Callable[[], Any]], workers: int) -> list[Any]:
@@ -156,6 +157,10 @@ class _Column:
             raise _Problem(
                 first, f"is missing from the store ({len(error.keys)} missing)"
             ) from None
+        except StoreError as error:  # named by key in the store's message
+            text = str(error)
+            first = next((h for k, h in by_key.items() if repr(k) in text), hashes[0])
+            raise _Problem(first, f"cannot be read ({text})", type(error)) from error
         result = {}
         for key, data in fetched.items():
             hash_ = by_key[key]
@@ -221,9 +226,9 @@ def decode_external_column(
     try:
         decoded = _fetch(column, hashes)
     except _Problem as problem:
-        raise StoreError(
+        raise problem.cls(
             _where(query, attribute, tracking, problem.hash, problem.problem)
-        ) from None
+        ) from problem.__cause__
     return [None if v is None else decoded[bytes(v)] for v in values]
 
 
@@ -297,6 +302,8 @@ def _where(
     from ..condition import Condition
 
     table = getattr(query, "table_name", None)
+    if table is not None and getattr(query, "database", None):
+        table = f"{query.database}.{table}"
     key = None
     quote = query.connection.backend.quote
     condition = Condition(f"{quote(attribute.name)} = {PH}", (hash_,))

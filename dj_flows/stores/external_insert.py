@@ -106,9 +106,9 @@ def _stage_relative(table: Table, attribute: Attribute, value: Any, tracking: Ex
     where = f"{_context(table, attribute)}: store {tracking.store_name!r}"
     if not stage:
         raise DataValueError(f"{where} has no 'stage' folder for filepath values")
-    file = Path(value).absolute()
+    file = Path(os.path.abspath(value))  # '..' resolved: stage/../x is not in the stage
     try:
-        relative = file.relative_to(Path(stage).absolute()).as_posix()
+        relative = file.relative_to(os.path.abspath(stage)).as_posix()
     except ValueError:
         raise DataValueError(
             f"{where}: {os.fspath(value)!r} is not inside the stage folder {stage!r}"
@@ -142,10 +142,10 @@ def _encode(table: Table, attribute: Attribute, value: Any, tracking: ExternalTa
         contents = uuid_from_buffer(data)
         entry = (hash_.bytes, len(data), None, relative, contents.bytes)
         return Encoded(hash_.bytes, relative, entry, data)
-    except DataValueError as error:
+    except DataJointError as error:  # DataValueError, BlobError, ...: same class, with context
         message = str(error)
         prefix = _context(table, attribute)
-        raise DataValueError(
+        raise type(error)(
             message if message.startswith(prefix) else f"{prefix}: {message}"
         ) from None
     except (OSError, TypeError, ValueError) as error:

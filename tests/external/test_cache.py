@@ -1,0 +1,163 @@
+"""dj.config['cache']: fetched external blobs and attachments are cached by hash and verified on
+every hit; a corrupted cache file is discarded and fetched again, never returned; cache_limit
+bounds the folder with least-recently-used eviction."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dj_flows as dj
+from dj_flows.codecs.blob import pack
+from dj_flows.errors import StoreError
+from dj_flows.stores import get_store
+from dj_flows.stores.layout import subfold, uuid_from_buffer
+
+from .helpers import write
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture(scope="module")
+def schema(stores, make_schema):
+    return make_schema("cache")
+
+
+@pytest.fixture(scope="module")
+def Item(schema):
+    @schema
+    class Item(dj.Manual):
+        definition = """
+        id : int
+        ---
+        blob = null : blob@shared
+        doc = null : attach@shared
+        local_blob = null : blob@local
+        """
+
+    return Item
+
+
+@pytest.fixture
+def cache(tmp_path):
+    folder = tmp_path / "cache"
+    with dj.config(cache=str(folder), cache_limit=None):
+        yield folder
+
+
+def cache_files(folder: Path) -> dict[str, Path]:
+    """{hash hex: path} of the cached objects."""
+    return {p.name: p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+
+def object_keys(schema, store: str) -> list[str]:
+    tracking = schema.external[store]
+    return [
+        tracking.object_key(h, a, f)
+        for h, a, f in zip(*tracking.fetch("hash", "attachment_name", "filepath"))
+    ]
+
+
+def remove_objects(schema, store: str) -> dict[str, bytes]:
+    """Remove a store's objects of this schema; returns them so that they can be put back."""
+    keys = object_keys(schema, store)
+    saved = get_store(store).get_many(keys, missing="omit")
+    get_store(store).remove_many(keys)
+    return saved
+
+
+def test_hits_are_served_from_the_cache_by_hash(schema, Item, cache, tmp_path):
+    doc = write(tmp_path / "doc.txt", b"cached attachment")
+    rows = [{"id": i, "blob": np.arange(i + 5), "doc": doc, "local_blob": [i]} for i in range(6)]
+    Item.insert(rows)
+    first = Item.fetch("blob", "doc", "local_blob", order_by="id", download_path=tmp_path / "a")
+    files = cache_files(cache)
+    tracked = {h.hex for h in schema.external["shared"].fetch("hash")}
+    tracked |= {h.hex for h in schema.external["local"].fetch("hash")}
+    assert set(files) == tracked  # every object fetched is cached under its hash ...
+    for name, path in files.items():  # ... in DataJoint's cache layout
+        assert path == cache.joinpath(*subfold(name, (2, 2)), name)
+
+    saved = {s: remove_objects(schema, s) for s in ("shared", "local")}
+    try:
+        second = Item.fetch(
+            "blob", "doc", "local_blob", order_by="id", download_path=tmp_path / "b"
+        )
+    finally:
+        for store, objects in saved.items():
+            get_store(store).put_many(objects)
+    for a, b in zip(first[0], second[0]):
+        assert np.array_equal(a, b)
+    assert [Path(p).read_bytes() for p in second[1]] == [b"cached attachment"] * 6
+    assert [list(v) for v in second[2]] == [[i] for i in range(6)]
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate", "empty"])
+def test_corrupted_cache_file_is_discarded_and_fetched_again(schema, Item, cache, how, tmp_path):
+    key = {"id": {"flip": 20, "truncate": 21, "empty": 22}[how]}
+    value = np.random.default_rng(key["id"]).standard_normal(200)
+    Item.insert1({**key, "blob": value})
+    (Item & key).fetch1("blob")
+    (path,) = cache_files(cache).values()
+    good = path.read_bytes()
+    data = bytearray(good)
+    if how == "flip":
+        data[len(data) // 2] ^= 0x01
+    elif how == "truncate":
+        data = data[:-1]
+    else:
+        data = bytearray()
+    path.write_bytes(bytes(data))
+    assert np.array_equal((Item & key).fetch1("blob"), value)
+    assert path.read_bytes() == good  # the bad entry was replaced by the verified object
+
+
+def test_corrupted_cache_with_object_gone_fails_instead_of_returning_bad_data(
+    schema, Item, cache, tmp_path
+):
+    key = {"id": 30}
+    Item.insert1({**key, "doc": write(tmp_path / "d.txt", b"precious words")})
+    (Item & key).fetch1("doc", download_path=tmp_path / "a")
+    (path,) = cache_files(cache).values()
+    path.write_bytes(b"precious wordz")
+    saved = remove_objects(schema, "shared")
+    try:
+        with pytest.raises(StoreError, match="is missing"):
+            (Item & key).fetch1("doc", download_path=tmp_path / "b")
+    finally:
+        get_store("shared").put_many(saved)
+    assert not (tmp_path / "b" / "d.txt").exists()
+    assert not path.exists()  # the corrupted entry is gone
+
+
+def test_cache_limit_evicts_least_recently_used(schema, Item, tmp_path):
+    folder = tmp_path / "cache"
+    size = 8000
+    rng = np.random.default_rng(7)
+    rows = [{"id": 100 + i, "blob": rng.standard_normal(size // 8)} for i in range(12)]
+    Item.insert(rows)
+    with dj.config(cache=str(folder), cache_limit=5 * size):
+        for i in range(12):
+            (Item & {"id": 100 + i}).fetch1("blob")
+            if i >= 1:  # keep touching row 0: it stays the most recently used
+                time.sleep(0.01)
+                (Item & {"id": 100}).fetch1("blob")
+            total = sum(p.stat().st_size for p in cache_files(folder).values())
+            assert 0 < total <= 5 * size
+        survivors = cache_files(folder)
+        assert 3 <= len(survivors) < 12
+        assert np.array_equal((Item & {"id": 111}).fetch1("blob"), rows[11]["blob"])
+    kept = uuid_from_buffer(pack(rows[0]["blob"])).hex
+    assert kept in survivors  # the entry used all along survived eviction
+
+
+def test_cache_off_touches_no_folder(Item, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Item.insert1({"id": 40, "blob": [1, 2, 3]})
+    with dj.config(cache=None):
+        assert list((Item & {"id": 40}).fetch1("blob")) == [1, 2, 3]
+    assert os.listdir(tmp_path) == []
