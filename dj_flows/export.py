@@ -7,13 +7,18 @@
     dj.export.to_parquet(query, "exports/run", store="shared", partition_by=["subject_id"])
     dj.export.read_provenance(url); dj.import_parquet(url, Table)
 
-Rows are read page by page along the primary key (export_paging.py) and each page becomes one
-record batch (export_columns.py); nothing holds more than about one batch (`batch_bytes`, 64 MiB by
-default). Column types follow the declared types; blob columns take the layout their values need
-(export_layout.py). That layout is decided from the first page: if a later page needs a wider one
-(an array of another shape, say), `to_parquet`, `to_arrow` and `to_pandas` start over with the wider
-layout, which they do at most a few times; `to_batches`, whose earlier batches are already out,
-raises ExportLayoutError naming the column and the `layouts=` hint that avoids it.
+Rows are read along the primary key (export_paging.py), a page at a time, and converted into
+record batches of about `batch_bytes` (64 MiB by default) (export_columns.py): each batch is filled
+from CHUNKS pages, and array data is copied once, from the fetched blob bytes into the batch's Arrow
+buffer, so the rows in memory are one batch plus a fraction of one. `to_parquet` and `to_arrow` read
+the next page in a background thread while a batch is converted and written (the numpy copies and the
+Parquet writer release the GIL).
+
+Column types follow the declared types; blob columns take the layout their values need
+(export_layout.py), decided on the first batch. If a later batch needs a wider layout (an array of
+another shape, say), `to_parquet`, `to_arrow` and `to_pandas` start over with the wider layout, at
+most a few times; `to_batches`, whose earlier batches are already out, raises ExportLayoutError
+naming the column and the `layouts=` hint that avoids it.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from .export_paging import Pager, Reader
 
 DEFAULT_BATCH_BYTES = 64 << 20
 MAX_RESTARTS = 4
-CHUNKS = 4  # pages per record batch
+CHUNKS = 8  # pages per record batch
 AHEAD = 1  # pages waiting in the background reader, besides the one it reads
 LAYOUT_HINTS = ("blob", "variable")
 
@@ -69,6 +74,7 @@ class Exporter:
         batch_rows: int | None = None,
         attachment_bytes: bool = False,
         layouts: Mapping[str, str | Layout | dict] | None = None,
+        read_ahead: bool = True,
     ) -> None:
         from .expression import _as_expression
 
@@ -77,6 +83,7 @@ class Exporter:
             raise DataJointError("export: batch_bytes and batch_rows must be positive")
         self.batch_bytes = batch_bytes
         self.batch_rows = batch_rows
+        self.read_ahead = read_ahead
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.rows = 0
         self.columns: list[Column] = []
@@ -134,7 +141,7 @@ class Exporter:
             target_bytes=self.batch_bytes,
             batch_rows=self.batch_rows,
             chunks=CHUNKS,
-            background=not any(c.uses_database for c in self.columns),
+            background=self.read_ahead and not any(c.uses_database for c in self.columns),
             ahead=AHEAD,
         )
         try:
@@ -216,10 +223,14 @@ def to_batches(
     batch_rows: int | None = None,
     attachment_bytes: bool = False,
     layouts: Mapping[str, Any] | None = None,
+    read_ahead: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of the query's rows in primary-key order, read a page at a time. Layouts
     are settled on the first batch (starting over while nothing has been yielded); a later batch
-    that needs a wider one raises ExportLayoutError."""
+    that needs a wider one raises ExportLayoutError.
+
+    read_ahead: read the next pages in a background thread while the caller works on a batch;
+    only if the caller does not use the query's connection until the iteration ends."""
     layouts = dict(layouts or {})
     for _ in range(MAX_RESTARTS + 1):
         exporter = Exporter(
@@ -228,6 +239,7 @@ def to_batches(
             batch_rows=batch_rows,
             attachment_bytes=attachment_bytes,
             layouts=layouts,
+            read_ahead=read_ahead,
         )
         batches = exporter.batches()
         try:

@@ -141,7 +141,7 @@ def _write_file(
     schema = exporter.schema()
     local = _is_local(fs)
     if local:
-        fs.makedirs(fs._parent(path), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         target = f"{path}.{uuid.uuid4().hex[:8]}.part"
         sink: Any = target
     else:

@@ -270,8 +270,8 @@ def test_query_expressions_export_like_they_fetch(db, tmp_path):
 
 def test_pages_follow_the_key_without_gaps_or_repeats(db):
     keys = db.Kinds.fetch("KEY", order_by="KEY")
-    for rows in (1, 2, 3, 100):
-        batches = list(export.to_batches(db.Kinds.proj(), batch_rows=rows))
+    for rows, ahead in [(1, False), (2, False), (3, True), (100, True), (2, True)]:
+        batches = list(export.to_batches(db.Kinds.proj(), batch_rows=rows, read_ahead=ahead))
         assert [b.num_rows for b in batches[:-1]] == [rows] * (len(batches) - 1)
         got = [
             dict(subject=s, trial=t)
