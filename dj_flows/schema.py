@@ -229,8 +229,9 @@ class Schema:
             if tier == "part":
                 master_name, _ = split_part(table)
                 master = masters.get(master_name)
-                if master is None:
-                    continue
+                existing = getattr(master, class_name_of(table), None) if master is not None else None
+                if master is None or (isinstance(existing, type) and issubclass(existing, Part)):
+                    continue  # no master to attach it to, or the master's own class has it already
                 part = type(class_name_of(table), (Part,), {"definition": ""})
                 part.master = master
                 part.database, part._connection, part._table_name = self.database, self.connection, table

@@ -272,7 +272,12 @@ def test_spawn_missing_classes(db):
     assert spawned["Session"].heading.names == db.Session.heading.names
     assert len(spawned["Session"]()) == len(db.Session())
     assert sorted(spawned["Kind"].fetch("kind")) == sorted(db.Kind.fetch("kind"))
-    assert len(spawned["Session"].Trial & {"session": 1}) == 3
+    assert len(spawned["Session"].Trial & {"session": 1}) == len(db.Session.Trial & {"session": 1})
+    # classes already in the context are kept, their parts too
+    known = {"Session": db.Session}
+    again.spawn_missing_classes(context=known)
+    assert known["Session"] is db.Session and db.Session.Trial.definition.strip().startswith("-> master")
+    assert issubclass(known["Subject"], dj.Manual) and known["Subject"] is not db.Subject
 
 
 def test_list_schemas_and_drop(make_schema, backend):
