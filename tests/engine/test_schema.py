@@ -199,9 +199,12 @@ def test_unique_index_is_enforced(db):
 
 
 def test_auto_populated_tiers(db):
+    db.Subject.insert1({"subject_id": 1, "lab": "alpha", "name": "one"}, skip_duplicates=True)
+    db.Session.insert([{"subject_id": 1, "session": s, "experimenter_id": 1} for s in (1, 2)], skip_duplicates=True)
     with pytest.raises(DataJointError, match="make"):
         db.Scan.insert1({"subject_id": 1, "session": 1, "frames": 3})
-    db.Session.Trial.insert([{"subject_id": 1, "session": 1, "trial": t, "duration": 0.5} for t in range(3)])
+    db.Session.Trial.insert([{"subject_id": 1, "session": 1, "trial": t, "duration": 0.5} for t in range(3)],
+                            skip_duplicates=True)
     db.Scan.populate()
     assert sorted(db.Scan.fetch("frames")) == [10, 20]
     db.Summary.populate()
