@@ -98,9 +98,10 @@ class PrefectServer:
             stop(self.process)
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180):
-        """Run `prefect <args>` (or `python -m ...` for args starting with -m) in the repository
-        root; returns the CompletedProcess, raising with its output on failure."""
-        command = [sys.executable, *args] if args[0] == "-m" else [str(BIN / "prefect"), *args]
+        """Run `prefect <args>` (or `python <args>` when they start with -m or a script) in the
+        repository root; returns the CompletedProcess, raising with its output on failure."""
+        python = args[0] == "-m" or args[0].endswith(".py")
+        command = [sys.executable, *args] if python else [str(BIN / "prefect"), *args]
         done = subprocess.run(
             command, cwd=ROOT, env={**self.env, **(env or {})}, capture_output=True, text=True,
             timeout=timeout,

@@ -4,6 +4,7 @@ of them no longer referenced (what the nightly GC should remove), and the blocks
 deployments/prefect.yaml names.
 
     python -m tests.deploy.site FOLDER SCHEMA     prints {"orphan": path, "live": [paths]} as JSON
+    python -m tests.deploy.site --check-blocks    uses the saved blocks (see check_blocks)
 """
 
 from __future__ import annotations
@@ -53,5 +54,29 @@ def make_site(folder: Path, schema_name: str) -> dict:
     return {"orphan": sorted(orphan), "live": sorted(objects(shared) - orphan)}
 
 
+def check_blocks() -> dict:
+    """Load the saved blocks by name, connect to the database and round-trip an object through
+    the 'shared' store: what a worker does with them."""
+    from dj_flows.prefect.blocks import resolve_blocks
+    from dj_flows.stores.store import Store
+
+    database, stores = resolve_blocks(DATABASE_BLOCK, list(STORE_BLOCKS.values()))
+    database.apply()
+    for store in stores:
+        store.apply()
+    answer = dj.conn().query("SELECT 1").fetchone()[0]
+    shared = Store.from_spec("shared", dj.config["stores"]["shared"])
+    shared.put("probe/setup-check", b"dj-flows")
+    return {
+        "database": database.backend,
+        "select": answer,
+        "stores": {s.name: s.store_spec()["bucket"] for s in stores},
+        "probe": shared.get("probe/setup-check").decode(),
+    }
+
+
 if __name__ == "__main__":
-    print(json.dumps(make_site(Path(sys.argv[1]), sys.argv[2])))
+    if sys.argv[1] == "--check-blocks":
+        print(json.dumps(check_blocks()))
+    else:
+        print(json.dumps(make_site(Path(sys.argv[1]), sys.argv[2])))

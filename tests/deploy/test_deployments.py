@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
+import sys
 import time
+import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +24,7 @@ import yaml
 
 from tests.deploy.prefect_server import BIN, ROOT, PrefectServer, stop
 from tests.deploy.site import DATABASE_BLOCK, STORE_BLOCKS, objects
+from tests.support.backends import mysql_settings, require_mysql
 
 pytestmark = pytest.mark.timeout(480)
 
@@ -52,6 +55,7 @@ def lab(tmp_path_factory):
         deploy_env = {
             "DJ_FLOWS_SCHEMA": SCHEMA,
             "DJ_FLOWS_EXPORT_URL": str(folder / "export" / "slides.parquet"),
+            "DJ_FLOWS_OUTPUT": str(folder / "output"),
         }
         made = server.run("-m", "tests.deploy.site", str(folder), SCHEMA)
         site = json.loads(made.stdout.splitlines()[-1])
@@ -132,6 +136,8 @@ def test_deploy_all_creates_the_deployments(lab):
     dask = deployment(server, "populate", "on-dask")
     assert dask["job_variables"] == {"env": {"DJ_FLOWS_TASK_RUNNER": "dask"}}
     assert dask["parameters"]["workers"] == 4
+    pipeline = deployment(server, "image-pipeline", "on-demand")
+    assert pipeline["parameters"]["output"] == str(lab["folder"] / "output" / "image-pipeline")
     export = deployment(server, "export-parquet", "hourly")
     assert export["parameters"]["url"] == str(lab["folder"] / "export" / "slides.parquet")
     assert export["parameters"]["tables"] == ["WebImage", "Slide"]
@@ -246,3 +252,42 @@ def wait_for_event(server: PrefectServer, name: str, timeout: float = 30) -> dic
         if time.monotonic() > deadline:
             raise AssertionError(f"no {name} event within {timeout} s")
         time.sleep(1)
+
+
+def test_compose_setup_script_saves_blocks_that_work(lab, s3_server):
+    """docker/setup_site.py (the compose stack's `setup` service) against this server, MariaDB and
+    the S3 test server: it creates the bucket and the work pool if missing and saves the blocks
+    the deployments name; a worker's process can then use them. Runs last: it replaces the GC
+    test's blocks."""
+    require_mysql()
+    server = lab["server"]
+    settings = mysql_settings()
+    bucket = f"setup-{uuid.uuid4().hex[:10]}"
+    environment = {
+        "DJ_HOST": settings["database.host"], "DJ_PORT": str(settings["database.port"]),
+        "DJ_USER": settings["database.user"], "DJ_PASS": settings["database.password"],
+        "DJ_FLOWS_S3_ENDPOINT": s3_server.endpoint, "DJ_FLOWS_S3_BUCKET": bucket,
+        "DJ_FLOWS_S3_ACCESS_KEY": s3_server.access_key,
+        "DJ_FLOWS_S3_SECRET_KEY": s3_server.secret_key,
+    }
+    missing = server.env | {"DJ_FLOWS_S3_BUCKET": bucket}
+    done = subprocess.run([sys.executable, "docker/setup_site.py"], cwd=ROOT, env=missing,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "set DJ_HOST, DJ_USER, DJ_PASS" in done.stderr
+    assert not s3_server.filesystem().exists(bucket)
+
+    output = server.cli("docker/setup_site.py", "--no-deploy", env=environment)
+    assert f"created bucket {bucket!r}" in output
+    assert "saved blocks dj-flows-db, dj-flows-shared, dj-flows-local" in output
+    assert s3_server.filesystem().exists(bucket)
+    assert server.api("GET", f"/work_pools/{POOL}")["type"] == "process"
+
+    checked = json.loads(server.run("-m", "tests.deploy.site", "--check-blocks").stdout.splitlines()[-1])
+    assert checked == {"database": "mysql", "select": 1, "probe": "dj-flows",
+                       "stores": {"shared": bucket, "local": bucket}}
+    assert s3_server.filesystem().cat(f"{bucket}/shared/probe/setup-check") == b"dj-flows"
+    # the password is stored as a secret: the API shows it obfuscated
+    documents = server.api("POST", "/block_documents/filter", {"include_secrets": False})
+    (saved,) = [d for d in documents if d["name"] == "dj-flows-db"]
+    assert saved["data"]["host"] == settings["database.host"]
+    assert saved["data"]["password"] in (None, "********")
