@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import samples
-from ..errors import ConfigError
+from ..errors import ConfigError, PopulateError
 from ..prefect.blocks import DataJointDatabase, DataJointStore
 from ..settings import config
 
@@ -121,7 +121,8 @@ def run_demo(
             schema_name=schema_name,
             catalog=entries,
             output=str(folder),
-            allow_errors=allow_errors,
+            allow_errors=True,  # report failures below with everything else, then fail
+
             database=database,
             stores=stores,
         )
@@ -133,6 +134,11 @@ def run_demo(
     }
     for line in report_lines(summary):
         echo(line)
+    if summary["errors"] and not allow_errors:
+        raise PopulateError(
+            f"{len(summary['errors'])} images could not be processed (listed above); the rest "
+            "is in place, and a new run retries only what is missing"
+        )
     return summary
 
 
@@ -144,17 +150,19 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"  {line}" for line in summary["message"].splitlines()]
     if made == 0 and not summary["errors"]:
         lines.append("  -> nothing was made twice: every table was already populated")
+    if summary["errors"]:
+        lines += ["", f"Failures ({len(summary['errors'])}, nothing inserted for them):"]
+        lines += [f"  {e['key']}: {e['error']}" for e in summary["errors"]]
     lines += ["", "Where everything is:"]
     lines.append(f"  database        {where['database']}")
     lines.append(f"  store 'shared'  {where['stores']['shared']}  (attached original files)")
     lines.append(f"  store 'local'   {where['stores']['local']}  (decoded slide arrays)")
     parquet = summary.get("parquet") or {}
-    lines.append(f"  Parquet         {where['parquet']}{_size(where['parquet'])}")
+    rows = f", {parquet['rows']} rows" if parquet.get("rows") is not None else ""
+    lines.append(f"  Parquet         {where['parquet']}{_size(where['parquet'], rows)}")
     sheet = summary.get("contact_sheet") or {}
-    lines.append(f"  contact sheet   {sheet.get('path', where['contact_sheet'])}"
-                 f"{_size(sheet.get('path', where['contact_sheet']))}")
-    if parquet.get("rows") is not None:
-        lines.append(f"                  ({parquet['rows']} rows exported)")
+    drawn = f", {sheet['slides']} slides" if sheet.get("slides") else ""
+    lines.append(f"  contact sheet   {where['contact_sheet']}{_size(where['contact_sheet'], drawn)}")
     timings = summary["timings"]
     lines += [
         "",
@@ -164,9 +172,9 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _size(path: str) -> str:
+def _size(path: str, extra: str = "") -> str:
     file = Path(path)
     if "://" in path or not file.is_file():
-        return ""
+        return f"  (not written{extra})" if "://" not in path else ""
     size = file.stat().st_size
-    return f"  ({size / 1024:.1f} KB)" if size >= 1024 else f"  ({size} B)"
+    return f"  ({size / 1024:.1f} KB{extra})" if size >= 1024 else f"  ({size} B{extra})"

@@ -134,6 +134,8 @@ def describe(summary: dict[str, Any]) -> str:
 
 def _populate_line(report: dict[str, Any]) -> str:
     name = report["class_name"]
+    if report["total"] == 0:
+        return f"{name}: nothing to do (its key source is empty)"
     if report["todo"] == 0:
         return f"{name}: nothing to do, all {report['existing']} already made (skipped)"
     text = f"{name}: made {report['made']} of {report['todo']}"

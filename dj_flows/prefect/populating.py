@@ -61,6 +61,8 @@ class PopulateReport:
         }
 
     def summary(self) -> str:
+        if self.total == 0:
+            return f"{self.class_name}: nothing to do (its key source is empty)"
         if self.todo == 0:
             return f"{self.class_name}: nothing to do ({self.existing} of {self.total} already made)"
         text = f"{self.class_name}: made {len(self.made)} of {self.todo}"

@@ -167,3 +167,26 @@ def test_demo_from_a_fresh_process_twice(tmp_path):
     second = demo()
     assert "OriginalFile: nothing to do, all 4 already made (skipped)" in second
     assert "nothing was made twice" in second
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_demo_reports_failures_with_everything_else_and_exits_1(tmp_path, restore_config, monkeypatch, capsys):
+    import contextlib
+
+    from dj_flows.flows import demo
+    from dj_flows.samples import bundled, path
+
+    @contextlib.contextmanager
+    def one_missing(kind):
+        entries = [dict(e, image_url=path(e["filename"]).as_uri()) for e in bundled()[:2]]
+        entries[1]["image_url"] = (tmp_path / "gone.jpg").as_uri()
+        yield entries, "two images, one of them missing"
+
+    monkeypatch.setattr(demo, "catalog_entries", one_missing)
+    assert main(["demo", "--output", str(tmp_path / "out"), "--schema", "cli_fail"]) == 1
+    captured = capsys.readouterr()
+    assert "OriginalFile: made 1 of 2, 1 FAILED" in captured.out
+    assert "Failures (1, nothing inserted for them):" in captured.out
+    assert "{'image_number': 1}: DownloadError: download of file://" in captured.out
+    assert "contact sheet   " in captured.out and "1 slides" in captured.out
+    assert "1 images could not be processed" in captured.err
