@@ -137,7 +137,11 @@ class Exporter:
         pages are read ahead in the background unless converting them uses the database.
         ExportLayoutError if some rows need a wider layout than rows already converted."""
         reader = Reader(
-            Pager(self.query, self.names),
+            Pager(
+                self.query,
+                self.names,
+                {c.name: c.tracking_table() for c in self.columns if c.reads_objects},
+            ),
             target_bytes=self.batch_bytes,
             batch_rows=self.batch_rows,
             chunks=CHUNKS,

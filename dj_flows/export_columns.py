@@ -121,6 +121,21 @@ class Column:
         return self.attribute.is_external
 
     @property
+    def reads_objects(self) -> bool:
+        """Whether the column's external objects are read in full (not only their tracking rows)."""
+        return self.attribute.is_external and (
+            self.role == "external_blob" or self.attachment_bytes
+        )
+
+    def tracking_table(self) -> str:
+        """The SQL name of the tracking table of this column's store."""
+        from .stores.external import external_table
+
+        attribute = self.attribute
+        database = attribute.database or getattr(self.query, "database", None)
+        return external_table(self.query.connection, database, attribute.store).full_table_name
+
+    @property
     def needs_layout(self) -> bool:
         return self.role in ("blob", "external_blob", "computed")
 

@@ -8,7 +8,8 @@ A key with nullable attributes (a left join) or no key at all falls back to LIMI
 Sizes are in bytes of raw row data (blob bytes plus a few bytes per plain value), so a table of
 10 MB images and a table of integers both come out in batches of about the same size. Before any
 row is read, the size comes from the stored lengths of up to PROBE_ROWS rows (`SELECT LENGTH(...)`,
-which moves no blob data); after that, from the rows read so far.
+which moves no blob data); after that, from the rows read so far. External objects that are read
+in full (`blob@store`, attachment bytes) are sized from their tracking table, before every batch.
 
 `Reader` plans record batches and reads their pages, ahead of the consumer in a background thread
 when it may, so that reading overlaps the conversion (numpy copies) and the Parquet writer, both of
@@ -20,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends import PH
@@ -56,40 +57,58 @@ def after_key(query: QueryExpression, key: Sequence[str], last: Sequence[Any]) -
     return Condition(sql, tuple(params))
 
 
-def first_page_rows(
-    query: QueryExpression, names: Sequence[str], target_bytes: int, keyset: bool
+def probe_rows(
+    query: QueryExpression,
+    names: Sequence[str],
+    target_bytes: int,
+    *,
+    offset: int | None,
+    external: Mapping[str, str],
 ) -> int:
-    """How many of the first rows fit in `target_bytes`, from their stored lengths."""
+    """How many of the next rows fit in `target_bytes`, from the stored lengths of up to
+    PROBE_ROWS of them (and, for `external` columns, the object sizes in their tracking tables,
+    given as {attribute: tracking table}), extrapolated when they all fit."""
     quote = query.connection.backend.quote
     heading = query.heading
     sized = [n for n in names if heading[n].kind in SIZED_KINDS and not heading[n].is_external]
     fixed = 8 * (len(names) - len(sized))
-    if not sized:
-        return max(1, min(PROBE_ROWS, target_bytes // max(1, fixed)))
+    if not sized and not external:
+        return max(1, target_bytes // max(1, fixed))
+    columns = sized + [n for n in external if n not in sized]
     sql, params = query.make_sql(
-        sized,
-        order_by=["KEY"] if query.primary_key else None,
-        limit=PROBE_ROWS,
-        offset=None if keyset else 0,
+        columns, order_by=["KEY"] if query.primary_key else None, limit=PROBE_ROWS, offset=offset
     )
-    lengths = " + ".join(f"COALESCE(LENGTH({quote(n)}), 0)" for n in sized)
+    alias = quote("$probe")
+    terms = [f"COALESCE(LENGTH({quote(n)}), 0)" for n in sized]
+    terms += [
+        f"COALESCE((SELECT {quote('size')} FROM {table} WHERE {quote('hash')} = {alias}.{quote(n)}), 0)"
+        for n, table in external.items()
+    ]
     rows = query.connection.query(
-        f"SELECT {lengths} FROM ({sql}) AS {quote('$probe')}", params
+        f"SELECT {' + '.join(terms)} FROM ({sql}) AS {alias}", params
     ).fetchall()
     total = 0
     for count, (size,) in enumerate(rows):
         total += int(size or 0) + fixed
         if total > target_bytes:
             return max(1, count)
-    return max(1, len(rows))
+    if len(rows) < PROBE_ROWS:
+        return max(1, len(rows))  # the query ends within the target
+    return max(len(rows), target_bytes // max(1, total // len(rows)))
 
 
 class Pager:
     """Fetches the query's rows in key order, as many at a time as asked for."""
 
-    def __init__(self, query: QueryExpression, names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        query: QueryExpression,
+        names: Sequence[str],
+        external: Mapping[str, str] | None = None,
+    ) -> None:
         self.query = query
         self.names = list(names)
+        self.external = dict(external or {})  # attribute -> tracking table of objects read in full
         self.key = list(query.primary_key)
         self.keyset = bool(self.key) and not any(query.heading[k].nullable for k in self.key)
         self.select = self.names + [k for k in self.key if k not in self.names]
@@ -111,11 +130,15 @@ class Pager:
         return max(1, self.bytes_seen // self.rows_seen) if self.rows_seen else None
 
     def rows_for(self, target_bytes: int) -> int:
-        """How many rows make about `target_bytes`: from the rows seen, else from a probe of the
-        stored lengths of the next rows."""
-        if self.per_row is not None:
+        """How many rows make about `target_bytes`: from the rows seen, else (and always when
+        external objects are read, whose size the rows do not show) from a probe of the next rows."""
+        if self.per_row is not None and not self.external:
             return max(1, target_bytes // self.per_row)
-        return first_page_rows(self.query, self.names, target_bytes, self.keyset)
+        query = self.query
+        if self.last is not None:
+            query = query.restrict(after_key(query, self.key, self.last))
+        offset = None if self.keyset else self.offset
+        return probe_rows(query, self.names, target_bytes, offset=offset, external=self.external)
 
     def fetch(self, limit: int) -> list[list[list]] | None:
         """The next rows (at most `limit`) as `[columns]`, a holder the caller pops, then one list

@@ -152,3 +152,13 @@ def test_export_to_an_s3_url_with_storage_options(db, s3):
     assert export.read_provenance(url, storage_options=options)["partition_by"] == ["k"]
     secret = s3.server.secret_key
     assert secret not in str(export.read_provenance(url + ".parquet", storage_options=options))
+
+
+def test_batches_are_sized_by_the_external_objects_they_read(db):
+    from dj_flows.codecs.blob import pack
+
+    per_row = len(pack(db.rows[0]["image"])) + 16  # the object, plus 8 bytes for each stored value
+    batches = list(export.to_batches(db.Ext.proj("image"), batch_bytes=2 * per_row + 10))
+    assert [b.num_rows for b in batches] == [2, 2, 1]  # a hash is 16 bytes; the object is not
+    references_only = list(export.to_batches(db.Ext.proj("doc"), batch_bytes=2 * per_row + 10))
+    assert [b.num_rows for b in references_only] == [5]  # names and hashes only: nothing to read
