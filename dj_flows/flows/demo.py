@@ -111,7 +111,7 @@ def run_demo(
     folder.mkdir(parents=True, exist_ok=True)
     database, stores = blocks(folder, use_config, config_database)
     echo(f"dj-flows demo: the image pipeline in schema {schema_name!r}, outputs in {folder}")
-    echo("Starting Prefect (a first run sets up its database: ~15-30 s) ...")
+    echo("Starting Prefect (the first run creates its database: 15-60 s) ...")
     api, api_seconds = start_prefect_api()
     echo(f"  {api}, ready in {api_seconds:.1f} s")
     with catalog_entries(catalog) as (entries, source):
