@@ -47,6 +47,8 @@ __all__ = [
     "ExportLayoutError",
     "Exporter",
     "import_parquet",
+    "read_arrow",
+    "read_pandas",
     "read_provenance",
     "to_arrow",
     "to_batches",
@@ -356,6 +358,20 @@ def read_provenance(
     from .export_write import read_provenance as read
 
     return read(url, store=store, storage_options=storage_options)
+
+
+def read_arrow(url: str, **options: Any) -> pa.Table:
+    """An export read back as an Arrow table (see export_import.read_arrow)."""
+    from .export_import import read_arrow as read
+
+    return read(url, **options)
+
+
+def read_pandas(url: str, **options: Any) -> Any:
+    """An export read back as a DataFrame of natural values (see export_import.read_pandas)."""
+    from .export_import import read_pandas as read
+
+    return read(url, **options)
 
 
 def import_parquet(url: str, table: Any, **options: Any) -> Any:

@@ -224,3 +224,37 @@ def _download(uri: str, source_store: str | None, where: str) -> bytes:
             return stream.read()
     except (OSError, ValueError) as error:
         raise DataJointError(f"{where}: cannot read attachment {uri}: {error}") from None
+
+
+def read_arrow(
+    url: str | os.PathLike,
+    *,
+    store: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """An export (file or partitioned folder) as an Arrow table with its exported schema and the
+    provenance in the schema metadata; page checksums are verified."""
+    from . import export_provenance as provenance
+
+    fs, path = resolve(url, store, storage_options)
+    schema = read_schema(fs, path)
+    record = read_provenance(url, store=store, storage_options=storage_options)
+    batches = [batch for group in _row_groups(fs, path, schema) for batch in group.to_batches()]
+    table = pa.Table.from_batches(batches, schema=schema)
+    return table.replace_schema_metadata(provenance.encode(record)) if record else table
+
+
+def read_pandas(
+    url: str | os.PathLike,
+    *,
+    index: bool = True,
+    store: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
+    """An export as a DataFrame of natural values (arrays with their dtype and shape, parsed JSON),
+    indexed by the primary key."""
+    from .export import table_to_pandas
+
+    return table_to_pandas(
+        read_arrow(url, store=store, storage_options=storage_options), index=index
+    )

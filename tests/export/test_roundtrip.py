@@ -198,6 +198,10 @@ def test_file_opens_in_plain_pyarrow_and_pandas(db, tmp_path):
     assert np.array_equal(
         ragged["data"].reshape(ragged["shape"]), db.Kinds.fetch("ragged", order_by="KEY")[3]
     )
+    back = export.read_pandas(target)
+    for name in ("image", "ragged", "wave", "params", "mat", "cell", "gain"):
+        for a, b in zip(back[name], db.Kinds.to_pandas()[name]):
+            assert_same(a, b)
     rows = db.Kinds.proj(..., "-doc").fetch(
         as_dict=True, order_by="KEY"
     )  # s0: 0, 3, 6; s1: 1, 4; s2: 2, 5
@@ -319,6 +323,9 @@ def test_partitioned_export_and_import(db, clean_copy, tmp_path):
         assert_same(a, b)
     with pytest.raises(DataJointError, match="primary-key"):
         export.to_parquet(db.Kinds, tmp_path / "bad", partition_by=["label"])
+    back = export.read_pandas(folder)  # partition columns restored with their exported type
+    assert list(back.index.names) == ["subject", "trial"] and len(back) == len(db.rows)
+    assert export.read_arrow(folder).schema.field("subject").type == pa.string()
 
 
 def test_attachments_without_bytes_cannot_be_imported(db, clean_copy, tmp_path):
