@@ -8,6 +8,7 @@ those tests are skipped with a message saying how to start one.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,8 +37,10 @@ def mysql_settings() -> dict:
     }
 
 
+@functools.lru_cache(maxsize=1)
 def mysql_available() -> str | None:
-    """None when MySQL answers, else the reason."""
+    """None when MySQL answers, else the reason (asked once per session: a dead host costs the
+    connect timeout)."""
     settings = mysql_settings()
     try:
         pymysql.connect(
@@ -92,8 +95,20 @@ def make_schema(backend: str, request: pytest.FixtureRequest) -> Iterator[Callab
 
     yield make
     with dj.config(safemode=False):
-        for schema in reversed(created):
-            try:
-                schema.drop(force=True)
-            except dj.DataJointError:
-                pass
+        # a schema that others depend on fails to drop until they are gone: retry in passes
+        remaining = list(reversed(created))
+        for _ in range(len(remaining) + 1):
+            failed = []
+            for schema in remaining:
+                try:
+                    schema.drop(force=True)
+                except dj.DataJointError:
+                    failed.append(schema)
+            if not failed or len(failed) == len(remaining):
+                remaining = failed
+                break
+            remaining = failed
+        if remaining:
+            names = ", ".join(s.database for s in remaining)
+            raise RuntimeError(f"test schemas could not be dropped: {names}")
+        dj.conn().close()
