@@ -383,6 +383,10 @@ class LeaseKeeper:
         with self._lock:
             self._held.pop((reservation.table_name, reservation.key_hash), None)
 
+    def _holds(self, reservation: Reservation) -> bool:
+        with self._lock:
+            return self._held.get((reservation.table_name, reservation.key_hash)) is reservation
+
     def _run(self) -> None:
         from .connection import Connection
 
@@ -397,7 +401,7 @@ class LeaseKeeper:
                     connection = Connection(self.settings)
                 jobs = JobTable(connection, self.database, declare=False)
                 for reservation in held:
-                    if not jobs.renew(reservation):
+                    if not jobs.renew(reservation) and self._holds(reservation):  # not just completed
                         reservation.lost = True
                         logger.warning("lost the reservation of %s %s", reservation.table_name, reservation.key)
             except DataJointError as error:  # a busy or unreachable database: try again next beat

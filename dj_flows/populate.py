@@ -34,6 +34,7 @@ from .settings import config
 logger = logging.getLogger("dj_flows.populate")
 _populating = threading.local()
 DEADLOCK_CODES = {1205, 1213}  # MySQL: lock wait timeout, deadlock (transient: retry the key later)
+BEGIN_ATTEMPTS = 10  # SQLite: busy timeouts waited out before a make transaction gives up
 
 
 @contextlib.contextmanager
@@ -288,7 +289,7 @@ class AutoPopulate:
         try:
             with allow_inserts(self.table_name):
                 if style == "plain":
-                    connection.start_transaction()
+                    self._begin()
                     if not self._claim(key, reservation, settle_first, jobs):
                         return False
                     make = getattr(self, "_make_tuples", None) or self.make
@@ -299,7 +300,7 @@ class AutoPopulate:
                             jobs.settle(reservation)
                         return False
                     fetched, computed = self._fetch_and_compute(key, style, kwargs)
-                    connection.start_transaction()
+                    self._begin()
                     if not self._claim(key, reservation, settle_first, jobs):
                         return False
                     self._insert_computed(key, style, fetched, computed, kwargs)
@@ -312,6 +313,20 @@ class AutoPopulate:
             return True
         except BaseException as error:
             return self._failed(key, reservation, run, error)
+
+    def _begin(self) -> None:
+        """Start the make transaction. SQLite's write lock is not fair (waiters poll it), so under
+        contention a worker may wait past the busy timeout: it then simply waits again."""
+        connection = self.connection
+        single_writer = "cross_process_row_locks" in connection.backend.lacks
+        for attempt in range(1, BEGIN_ATTEMPTS + 1):
+            try:
+                connection.start_transaction()
+                return
+            except LostConnectionError:
+                if not single_writer or attempt == BEGIN_ATTEMPTS:
+                    raise
+                logger.info("%s: still waiting for the database's write lock", self.table_name)
 
     def _claim(self, key: dict, reservation: Any, settle_first: bool, jobs: Any) -> bool:
         """Inside the make transaction: whether this worker should make the key."""
