@@ -30,7 +30,7 @@ from .condition import Condition
 if TYPE_CHECKING:
     from .expression import QueryExpression
 
-PROBE_ROWS = 1024
+PROBE_ROWS = 64
 SIZED_KINDS = ("blob", "attach", "json", "string")
 
 
@@ -67,19 +67,25 @@ def probe_rows(
 ) -> int:
     """How many of the next rows fit in `target_bytes`, from the stored lengths of up to
     PROBE_ROWS of them (and, for `external` columns, the object sizes in their tracking tables,
-    given as {attribute: tracking table}), extrapolated when they all fit."""
+    given as {attribute: tracking table}), extrapolated when they all fit. Only lengths and hashes
+    are selected, so no blob data leaves the database or fills a temporary table."""
     quote = query.connection.backend.quote
     heading = query.heading
     sized = [n for n in names if heading[n].kind in SIZED_KINDS and not heading[n].is_external]
     fixed = 8 * (len(names) - len(sized))
     if not sized and not external:
         return max(1, target_bytes // max(1, fixed))
-    columns = sized + [n for n in external if n not in sized]
-    sql, params = query.make_sql(
-        columns, order_by=["KEY"] if query.primary_key else None, limit=PROBE_ROWS, offset=offset
+    lengths = {f"dj_probe_length_{i}": f"LENGTH({quote(n)})" for i, n in enumerate(sized)}
+    hashes = [n for n in external if n not in lengths]
+    probe = query.proj(*hashes, **lengths)
+    sql, params = probe.make_sql(
+        [*lengths, *hashes],
+        order_by=["KEY"] if query.primary_key else None,
+        limit=PROBE_ROWS,
+        offset=offset,
     )
     alias = quote("$probe")
-    terms = [f"COALESCE(LENGTH({quote(n)}), 0)" for n in sized]
+    terms = [f"COALESCE({quote(n)}, 0)" for n in lengths]
     terms += [
         f"COALESCE((SELECT {quote('size')} FROM {table} WHERE {quote('hash')} = {alias}.{quote(n)}), 0)"
         for n, table in external.items()
