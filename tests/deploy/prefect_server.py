@@ -72,6 +72,11 @@ class PrefectServer:
         }
 
     def start(self) -> PrefectServer:
+        """Launch the server and wait until it is healthy."""
+        return self.launch().wait_healthy()
+
+    def launch(self) -> PrefectServer:
+        """Start `prefect server start` without waiting (other set-up can run meanwhile)."""
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
@@ -80,6 +85,9 @@ class PrefectServer:
                 env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        return self
+
+    def wait_healthy(self) -> PrefectServer:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -96,6 +104,13 @@ class PrefectServer:
     def stop(self) -> None:
         if self.process is not None:
             stop(self.process)
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """`python <args>` in the repository root, in the background, output piped."""
+        return subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180):
         """Run `prefect <args>` (or `python <args>` when they start with -m or a script) in the

@@ -3,14 +3,17 @@ server: an SQLite database with one schema whose external store 'shared' holds t
 of them no longer referenced (what the nightly GC should remove), and the blocks that
 deployments/prefect.yaml names.
 
-    python -m tests.deploy.site FOLDER SCHEMA     prints {"orphan": path, "live": [paths]} as JSON
+    python -m tests.deploy.site FOLDER SCHEMA [POOL]   prints {"orphan": path, "live": [paths]}
+                                                  as JSON; creates the process work pool POOL
     python -m tests.deploy.site --check-blocks    uses the saved blocks (see check_blocks)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,37 @@ def objects(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
-def make_site(folder: Path, schema_name: str) -> dict:
+def wait_for_api(seconds: float = 240) -> None:
+    """Wait until the Prefect server at PREFECT_API_URL answers (this runs while it starts)."""
+    import httpx
+
+    url = os.environ["PREFECT_API_URL"] + "/health"
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the Prefect API at {url} did not answer in {seconds} s")
+        time.sleep(0.5)
+
+
+def create_pool(name: str) -> None:
+    """A process work pool with the process worker's default job template (as the CLI makes)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(
+            name=name, type="process",
+            base_job_template=ProcessWorker.get_default_base_job_template(),
+        ))
+
+
+def make_site(folder: Path, schema_name: str, pool: str | None = None) -> dict:
     database = DataJointDatabase(backend="sqlite", sqlite_path=str(folder / "pipeline.sqlite"))
     stores = {
         name: DataJointStore(name=name, location=str(folder / "stores" / name))
@@ -48,6 +81,9 @@ def make_site(folder: Path, schema_name: str) -> dict:
     recording.insert([{"recording": r, "trace": np.full(100, float(r))} for r in (2, 3)])
     (recording & {"recording": 1}).delete()
     dj.conn().close()
+    wait_for_api()
+    if pool:
+        create_pool(pool)
     database.save(DATABASE_BLOCK, overwrite=True)
     for name, block in stores.items():
         block.save(STORE_BLOCKS[name], overwrite=True)
@@ -79,4 +115,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "--check-blocks":
         print(json.dumps(check_blocks()))
     else:
-        print(json.dumps(make_site(Path(sys.argv[1]), sys.argv[2])))
+        print(json.dumps(make_site(Path(sys.argv[1]), sys.argv[2], *sys.argv[3:4])))

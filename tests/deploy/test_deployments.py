@@ -50,22 +50,26 @@ def utc(text: str) -> datetime.datetime:
 def lab(tmp_path_factory):
     """The server, the lab's site (database, store, blocks) and the output of `prefect deploy`."""
     folder = tmp_path_factory.mktemp("lab")
-    server = PrefectServer(folder / "prefect-home").start()
+    server = PrefectServer(folder / "prefect-home").launch()
+    # the site (database, store, then pool and blocks once the API answers) is made meanwhile
+    making = server.popen("-m", "tests.deploy.site", str(folder), SCHEMA, POOL)
     try:
+        server.wait_healthy()
+        out, err = making.communicate(timeout=240)
+        assert making.returncode == 0, f"making the site failed:\n{out}{err}"
+        site = json.loads(out.splitlines()[-1])
         deploy_env = {
             "DJ_FLOWS_SCHEMA": SCHEMA,
             "DJ_FLOWS_EXPORT_URL": str(folder / "export" / "slides.parquet"),
             "DJ_FLOWS_OUTPUT": str(folder / "output"),
         }
-        made = server.run("-m", "tests.deploy.site", str(folder), SCHEMA)
-        site = json.loads(made.stdout.splitlines()[-1])
-        server.cli("work-pool", "create", POOL, "--type", "process")
         deployed = server.cli(
             "--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_YAML), env=deploy_env
         )
         print(f"\n$ prefect deploy --all --prefect-file deployments/prefect.yaml\n{deployed}")
         yield {"server": server, "folder": folder, "site": site, "deploy_output": deployed}
     finally:
+        stop(making)
         server.stop()
 
 
