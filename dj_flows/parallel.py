@@ -194,13 +194,13 @@ def populate_in_processes(table: Any, keys: list[dict], processes: int, run: Any
             "populate(processes>1) needs a database the processes can share; an in-memory SQLite "
             "database is private to one process: set database.sqlite_path to a file"
         )
-    from .populate import sigterm_as_exit
+    from .termination import sigterm_as_exit
 
     bar = ProgressBar(len(keys), type(table).__name__) if display_progress else None
     workers = _Workers(table, keys, processes, run, bar)
     finished = False
     try:
-        with sigterm_as_exit(run.reserve_jobs):
+        with sigterm_as_exit(run.reserve_jobs, immediate=True):  # the children handle it cleanly
             workers.run()
         finished = True
     finally:
@@ -214,33 +214,31 @@ def populate_in_processes(table: Any, keys: list[dict], processes: int, run: Any
 
 def _child_main(conn: Any, spec: Any, run: Any) -> None:
     """A worker process: bind the table, then make the keys the parent sends until None."""
+    from .termination import check, sigterm_as_exit
+
     table = spec.load() if isinstance(spec, TableRef) else spec
     keeper = None
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # without reservations the database rolls back
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     if run.reserve_jobs:
         from .jobs import JobTable, LeaseKeeper
 
         run.jobs = JobTable(table.connection, table.database)
         keeper = run.keeper = LeaseKeeper(run.jobs, run.lease).__enter__()
-
-        def handler(signum: int, frame: Any) -> None:
-            raise SystemExit("SIGTERM received")
-
-        signal.signal(signal.SIGTERM, handler)
-    else:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     try:
-        while True:
-            key = conn.recv()
-            if key is None:
-                return
-            try:
-                conn.send(("done", _sendable(table._populate1(key, run))))
-            except BaseException as error:  # noqa: BLE001 - the parent raises it
-                conn.send(("raised", _sendable_error(error)))
-                if not isinstance(error, Exception):
+        with sigterm_as_exit(run.reserve_jobs):
+            while True:
+                key = conn.recv()
+                if key is None:
                     return
-    except (EOFError, KeyboardInterrupt):
+                try:
+                    conn.send(("done", _sendable(table._populate1(key, run))))
+                except BaseException as error:  # noqa: BLE001 - the parent raises it
+                    conn.send(("raised", _sendable_error(error)))
+                    if not isinstance(error, Exception):
+                        return
+                check()
+    except (EOFError, KeyboardInterrupt, SystemExit):
         return
     finally:
         if keeper is not None:

@@ -20,7 +20,6 @@ import inspect
 import logging
 import os
 import random
-import signal
 import threading
 import time
 import traceback
@@ -30,6 +29,8 @@ from typing import Any
 from .errors import DataJointError, LostConnectionError, QueryError
 from .progress import ProgressBar
 from .settings import config
+from .termination import check as check_termination
+from .termination import deferred, interruptible, sigterm_as_exit
 
 logger = logging.getLogger("dj_flows.populate")
 _populating = threading.local()
@@ -230,6 +231,7 @@ class AutoPopulate:
         try:
             with sigterm_as_exit(run.reserve_jobs), keeper:
                 for key in keys:
+                    check_termination()
                     outcome = self._populate1(key, run)
                     if outcome is True:
                         success += 1
@@ -247,21 +249,22 @@ class AutoPopulate:
         """Make one key: True if made, False if skipped (reserved elsewhere or already made),
         (key, error) if make() failed and errors are suppressed."""
         reservation = None
-        if run.jobs is not None:
-            from .jobs import key_hash
+        with deferred():  # a SIGTERM takes effect inside make() or once the key is settled
+            if run.jobs is not None:
+                from .jobs import key_hash
 
-            job_key = self._job_key(key)
-            lapsed = run.lapsed.get(key_hash(job_key))
-            reservation = self._reserve(run, job_key, lapsed)
-            if reservation is None:
-                return False
-            if run.keeper is not None:
-                run.keeper.hold(reservation)
-        try:
-            return self._make_key(key, reservation, run)
-        finally:
-            if reservation is not None and run.keeper is not None:
-                run.keeper.drop(reservation)
+                job_key = self._job_key(key)
+                lapsed = run.lapsed.get(key_hash(job_key))
+                reservation = self._reserve(run, job_key, lapsed)
+                if reservation is None:
+                    return False
+                if run.keeper is not None:
+                    run.keeper.hold(reservation)
+            try:
+                return self._make_key(key, reservation, run)
+            finally:
+                if reservation is not None and run.keeper is not None:
+                    run.keeper.drop(reservation)
 
     def _reserve(self, run: PopulateRun, job_key: dict, lapsed: str | None, attempts: int = 3) -> Any:
         """Reserve a key; a deadlock or a busy database is retried, then the key is left for later."""
@@ -287,7 +290,7 @@ class AutoPopulate:
         style = self._make_style()
         logger.debug("making %s -> %s", key, self.table_name)
         try:
-            with allow_inserts(self.table_name):
+            with interruptible(), allow_inserts(self.table_name):
                 if style == "plain":
                     self._begin()
                     if not self._claim(key, reservation, settle_first, jobs):
@@ -424,22 +427,3 @@ def same_data(a: Any, b: Any) -> bool:
         import pickle
 
         return pickle.dumps(a) == pickle.dumps(b)
-
-
-@contextlib.contextmanager
-def sigterm_as_exit(enabled: bool) -> Iterator[None]:
-    """While reserving jobs, SIGTERM raises SystemExit in make(), which rolls back and records
-    the job as an error (as DataJoint does). Only the main thread can install signal handlers."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        logger.info("populate terminated by SIGTERM")
-        raise SystemExit("SIGTERM received")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -192,6 +192,24 @@ def test_sigterm_rolls_back_and_records_an_error(pipeline, calls_file):
     assert pipeline.Square.Note.fetch("id").tolist() == [1]
 
 
+def test_sigterm_to_a_parallel_populate_stops_its_children(pipeline, calls_file):
+    pipeline.Source.insert([{"id": 1}, {"id": 2, "action": "hang"}, {"id": 3}, {"id": 4}])
+    worker = start_worker(pipeline.schema, {"reserve_jobs": True, "processes": 2})
+    wait_for(lambda: any(c[0] == 2 for c in read_calls(calls_file)), 60, "a child to start making key 2")
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode != 0 and "SIGTERM received" in err
+    jobs = pipeline.schema.jobs
+    errors = {row["key"]["id"]: row for row in jobs.fetch(as_dict=True)}
+    assert 2 in errors
+    assert {row["status"] for row in errors.values()} == {"error"}
+    assert {row["error_message"] for row in errors.values()} == {"SystemExit: SIGTERM received"}
+    assert errors[2]["pid"] != worker.pid  # recorded by the child that was making it
+    made = set(pipeline.Square.fetch("id").tolist())
+    assert not made & set(errors) and set(pipeline.Square.Note.fetch("id").tolist()) == made
+    assert not [p for p in read_calls(calls_file) if p[1] == worker.pid]  # the parent made nothing
+
+
 def test_spawned_processes(make_schema, calls_file, monkeypatch):
     schema = make_schema("spawn")
     monkeypatch.setenv("DJF_SPAWN_SCHEMA", schema.database)
