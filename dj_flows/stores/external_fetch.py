@@ -2,9 +2,10 @@
 
 Per column: one SELECT reads the tracking rows of its hashes. Each distinct object then comes from
 the cheapest source that can be verified: a file already in download_path (attachments) or in the
-stage (filepaths) with the same content, a cache entry, or the store. Store reads go in chunks, a
-few bulk `get_many` calls in flight at once, and each chunk is verified (size and hash against the
-tracking row), cached and decoded on its worker thread while later chunks are still on the network.
+stage (filepaths) with the same content, a cache entry (fetch_cache.py), or the store. Store reads
+go in chunks, a few bulk `get_many` calls in flight at once, and each chunk is verified (size and
+hash against the tracking row), cached and decoded on its worker thread while later chunks are
+still on the network.
 Nothing unverified is ever returned: a bad cache entry is discarded and fetched again, a bad store
 object raises StoreError naming the store, table, attribute and key.
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends import PH
 from ..errors import DataJointError, StoreError
+from . import fetch_cache
 from .cache import get_cache
 from .layout import attachment_uuid, uuid_from_buffer
 from .store import MissingObjectError, transfer_concurrency
@@ -137,11 +139,7 @@ class _Column:
                 return ("path", str(target))
             return None
         if self.cache is not None:
-            hit = self.cache.get(
-                uuid.UUID(bytes=hash_).hex,
-                expected_size=size,
-                verify=lambda data: self.verify(hash_, data),
-            )
+            hit = fetch_cache.lookup(self.cache, hash_, size, lambda data: self.verify(hash_, data))
             if hit is not None:
                 return ("data", hit)
         return None
@@ -169,12 +167,14 @@ class _Column:
                     hash_,
                     f"is corrupted (its size or hash differs from {self.tracking.table_name})",
                 )
-            if self.cache is not None:
-                self.cache.put(uuid.UUID(bytes=hash_).hex, data)
+            if self.cache is not None:  # blobs that inflate slowly are cached inflated
+                inflated = fetch_cache.inflated(data) if self.kind == "blob" else None
+                fetch_cache.keep(self.cache, hash_, data, inflated)
+                data = inflated or data
             result[hash_] = data
         return result
 
-    def decode_blobs(self, items: dict[bytes, bytes]) -> dict[bytes, Any]:
+    def decode_blobs(self, items: dict[bytes, Any]) -> dict[bytes, Any]:
         from ..codecs.blob import unpack
 
         return {h: unpack(data, squeeze=self.squeeze) for h, data in items.items()}

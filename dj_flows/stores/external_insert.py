@@ -206,10 +206,14 @@ class Uploader:
             concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
         self._futures.append(self._pool.submit(store.put_many, items))
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
+        """Wait for every upload; raise the first failure unless `quiet`."""
         try:
             for future in self._futures:
-                future.result()
+                if quiet:
+                    concurrent.futures.wait([future])
+                else:
+                    future.result()
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
@@ -251,13 +255,13 @@ def encode_external_columns(
     groups: dict[str, Pending] = {}
     jobs: list[tuple[Pending, Attribute, dict, Any]] = []
     for attribute in attributes:
-        group = groups.get(attribute.store)
-        if group is None:
-            tracking = external_table(table.connection, table.database, attribute.store)
-            group = groups[attribute.store] = Pending(tracking)
         for row in rows:
             if attribute.name not in row or is_missing(attribute, row[attribute.name]):
                 continue
+            group = groups.get(attribute.store)
+            if group is None:  # only stores that get a value cost a collector-mark read
+                tracking = external_table(table.connection, table.database, attribute.store)
+                group = groups[attribute.store] = Pending(tracking)
             value = row[attribute.name]
             _check(table, attribute, value, group.tracking)
             jobs.append((group, attribute, row, value))
@@ -284,8 +288,10 @@ def encode_external_columns(
                 _flush(chunk, uploader, last=False)
                 chunk, size = [], 0
         _flush(chunk, uploader, last=True)
-    finally:
-        uploader.close()
+    except BaseException:
+        uploader.close(quiet=True)  # the first failure is the one to report
+        raise
+    uploader.close()
     return list(groups.values())
 
 

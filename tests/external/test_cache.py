@@ -14,7 +14,7 @@ import pytest
 import dj_flows as dj
 from dj_flows.codecs.blob import pack
 from dj_flows.errors import StoreError
-from dj_flows.stores import get_store
+from dj_flows.stores import fetch_cache, get_store
 from dj_flows.stores.layout import subfold, uuid_from_buffer
 
 from .helpers import write
@@ -50,8 +50,12 @@ def cache(tmp_path):
 
 
 def cache_files(folder: Path) -> dict[str, Path]:
-    """{hash hex: path} of the cached objects."""
-    return {p.name: p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    """{hash hex: path} of the cached objects (dj-flows' `{hex}.dj` entries)."""
+    return {
+        p.name.removesuffix(".dj"): p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def object_keys(schema, store: str) -> list[str]:
@@ -80,7 +84,7 @@ def test_hits_are_served_from_the_cache_by_hash(schema, Item, cache, tmp_path):
     tracked |= {h.hex for h in schema.external["local"].fetch("hash")}
     assert set(files) == tracked  # every object fetched is cached under its hash ...
     for name, path in files.items():  # ... in DataJoint's cache layout
-        assert path == cache.joinpath(*subfold(name, (2, 2)), name)
+        assert path == cache.joinpath(*subfold(name, (2, 2)), name + ".dj")
 
     saved = {s: remove_objects(schema, s) for s in ("shared", "local")}
     try:
@@ -161,3 +165,55 @@ def test_cache_off_touches_no_folder(Item, tmp_path, monkeypatch):
     with dj.config(cache=None):
         assert list((Item & {"id": 40}).fetch1("blob")) == [1, 2, 3]
     assert os.listdir(tmp_path) == []
+
+
+def test_poorly_compressible_blobs_are_cached_inflated_and_checked(schema, Item, cache):
+    """Random floats shrink by a few percent: they are cached inflated (no inflate on a hit),
+    under a header that binds the entry to its hash and a CRC of the payload."""
+    key = {"id": 50}
+    value = np.random.default_rng(50).standard_normal(5000)
+    Item.insert1({**key, "blob": value})
+    stored = pack(value)
+    assert stored.startswith(b"ZL123\0")  # compressed, as DataJoint would
+    (Item & key).fetch1("blob")
+    (path,) = cache_files(cache).values()
+    data = path.read_bytes()
+    magic, kind, hash_, _ = fetch_cache.HEADER.unpack_from(data)
+    assert (magic, kind, hash_) == (b"DJFC", fetch_cache.INFLATED, uuid_from_buffer(stored).bytes)
+    assert data[fetch_cache.HEADER.size :] == pack(value, compress=False)  # the blob, inflated
+
+    saved = remove_objects(schema, "shared")
+    try:
+        assert np.array_equal((Item & key).fetch1("blob"), value)  # served by the entry
+        moved = cache_files(cache)[uuid_from_buffer(stored).hex]
+        other = np.arange(3.0)
+        Item.insert1({"id": 51, "blob": other})
+        other_hex = uuid_from_buffer(pack(other)).hex
+        impostor = cache / other_hex[:2] / other_hex[2:4] / f"{other_hex}.dj"
+        impostor.parent.mkdir(parents=True, exist_ok=True)
+        impostor.write_bytes(moved.read_bytes())  # a valid entry under another object's name
+        assert np.array_equal((Item & {"id": 51}).fetch1("blob"), other)
+        assert not impostor.exists() or impostor.read_bytes() != moved.read_bytes()
+    finally:
+        get_store("shared").put_many(saved)
+
+
+def test_datajoint_style_entries_are_read_and_verified_by_md5(schema, Item, cache, tmp_path):
+    """An entry named by the bare hash holds the stored bytes (DataJoint 0.14's cache)."""
+    key = {"id": 60}
+    value = np.arange(500.0)
+    Item.insert1({**key, "blob": value})
+    stored = pack(value)
+    hex_ = uuid_from_buffer(stored).hex
+    entry = cache / hex_[:2] / hex_[2:4] / hex_
+    write(entry, stored)
+    saved = remove_objects(schema, "shared")
+    try:
+        assert np.array_equal((Item & key).fetch1("blob"), value)  # from DataJoint's entry
+        entry.write_bytes(stored[:-1] + bytes([stored[-1] ^ 1]))  # corrupt it
+        with pytest.raises(StoreError, match="is missing"):
+            (Item & key).fetch1("blob")
+        assert not entry.exists()  # discarded, never returned
+    finally:
+        get_store("shared").put_many(saved)
+    assert np.array_equal((Item & key).fetch1("blob"), value)
