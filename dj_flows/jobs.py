@@ -16,8 +16,8 @@ to a shared queue is DDL that every client would race on. So:
     error rows) carries a marker `dj-flows lease <seconds>s <token>`: the lease length the holder
     promised to renew within, and a random token naming the holder.
 A reservation whose heartbeat is older than its own lease (in whole seconds, so a lease of L
-seconds lapses between L and L+2 seconds after its last renewal) is expired: any worker may take it over
-with one conditional UPDATE (old token and stale heartbeat in the WHERE clause, so of two
+seconds lapses between L and L+2 seconds after its last renewal) is expired: any worker may take
+it over with one conditional UPDATE (old token and stale heartbeat in the WHERE clause, so of two
 claimants exactly one wins). Rows without a marker — DataJoint's own reservations, which are never
 renewed — are never taken over (as in DataJoint, a human clears them), so a long DataJoint job is
 never stolen.
