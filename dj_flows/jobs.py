@@ -72,8 +72,6 @@ STATUSES = ("reserved", "error", "ignore")
 
 # The few SQL fragments that differ between dialects and that only the job queue needs: the
 # server's clock (in the form the `timestamp` column stores) and the session's identity.
-_NOW = {"mysql": "CURRENT_TIMESTAMP", "sqlite": "strftime('%Y-%m-%d %H:%M:%S', 'now', 'localtime')"}
-_CONNECTION_ID = {"mysql": "CONNECTION_ID()", "sqlite": "0"}
 
 
 def key_hash(mapping: Mapping[str, Any]) -> str:
@@ -132,10 +130,6 @@ class JobTable(FreeTable):
         self.drop_quick()
 
     # -- SQL helpers ----------------------------------------------------------------------------
-    @property
-    def _dialect(self) -> str:
-        return self.connection.backend.name
-
     def _q(self, name: str) -> str:
         return self.connection.backend.quote(name)
 
@@ -144,7 +138,7 @@ class JobTable(FreeTable):
         return self.connection.backend.table_ref(self.database, "~jobs")
 
     def _now_sql(self) -> str:
-        return _NOW[self._dialect]
+        return self.connection.backend.now_sql
 
     def server_now(self) -> datetime.datetime:
         """The database server's clock, as the `timestamp` column records it."""
@@ -153,8 +147,9 @@ class JobTable(FreeTable):
 
     def user(self) -> str:
         if self._user is None:
-            if self._dialect == "mysql":
-                self._user = str(self.connection.query("SELECT USER()").fetchone()[0])
+            user_sql = self.connection.backend.current_user_sql
+            if user_sql:
+                self._user = str(self.connection.query(f"SELECT {user_sql}").fetchone()[0])
             else:
                 try:
                     self._user = getpass.getuser()
@@ -170,7 +165,7 @@ class JobTable(FreeTable):
         sql = backend.insert_statement(self._ref, [*columns, "connection_id"], mode, ["table_name", "key_hash"])
         # connection_id comes from the server: replace its placeholder (the last one) by the function
         head, marker, tail = sql.rpartition(_placeholder())
-        sql = head + _CONNECTION_ID[self._dialect] + tail
+        sql = head + self.connection.backend.session_id_sql + tail
         values = [pack(v, native=True) if c in ("key", "error_stack") and v is not None else v for c, v in row.items()]
         self.connection.query(sql, values)
 
@@ -229,7 +224,7 @@ class JobTable(FreeTable):
         ph, q = _placeholder(), self._q
         sql = (
             f"UPDATE {self._ref} SET {q('error_message')} = {ph}, {q('user')} = {ph}, {q('host')} = {ph}, "
-            f"{q('pid')} = {ph}, {q('connection_id')} = {_CONNECTION_ID[self._dialect]}, "
+            f"{q('pid')} = {ph}, {q('connection_id')} = {self.connection.backend.session_id_sql}, "
             f"{q('timestamp')} = {self._now_sql()} "
             f"WHERE {q('table_name')} = {ph} AND {q('key_hash')} = {ph} AND {q('status')} = 'reserved' "
             f"AND {q('error_message')} = {ph} AND {q('timestamp')} < {ph}"
@@ -254,7 +249,7 @@ class JobTable(FreeTable):
         """Restart the lease clock of a held key; False if the reservation is no longer ours."""
         sql = f"UPDATE {self._ref} SET {self._q('timestamp')} = {self._now_sql()} WHERE {self._own_row()}"
         held = self.connection.query(sql, (reservation.table_name, reservation.key_hash, reservation.marker)).rowcount == 1
-        if not held and self._dialect == "mysql":
+        if not held and not self.connection.backend.update_counts_matched_rows:
             # MySQL counts changed rows: a renewal within the same second changes nothing
             held = self._holds(reservation)
         return held

@@ -87,6 +87,10 @@ class Backend(abc.ABC):
     begin_statement = "START TRANSACTION"
     lock_suffix = ""  # appended to SELECTs that must lock rows inside a transaction
     read_committed_statement: str | None = None  # run before BEGIN where each read must see the latest commits
+    now_sql = "CURRENT_TIMESTAMP"  # the server's clock, as a timestamp column records it
+    session_id_sql = "0"  # an id of this session the server can report (MySQL: CONNECTION_ID())
+    current_user_sql: str | None = None  # the database user, when the server knows one
+    update_counts_matched_rows = True  # False where UPDATE reports only rows it actually changed
 
     def older_than(self, column: str, seconds: int) -> str:
         """SQL condition: the timestamp `column` is at least `seconds` old (by the server's clock)."""

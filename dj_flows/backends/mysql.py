@@ -42,6 +42,9 @@ class MySQLBackend(Backend):
     begin_statement = "START TRANSACTION WITH CONSISTENT SNAPSHOT"
     lock_suffix = " FOR UPDATE"
     read_committed_statement = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    session_id_sql = "CONNECTION_ID()"
+    current_user_sql = "USER()"
+    update_counts_matched_rows = False
 
     def older_than(self, column: str, seconds: int) -> str:
         return f"{self.quote(column)} <= NOW() - INTERVAL {int(seconds)} SECOND"

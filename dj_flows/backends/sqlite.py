@@ -86,6 +86,7 @@ class SQLiteBackend(Backend):
     native_ints = 2**63  # SQLite integers are 64-bit signed
     begin_statement = "BEGIN IMMEDIATE"
     lock_suffix = ""
+    now_sql = "strftime('%Y-%m-%d %H:%M:%S', 'now', 'localtime')"
 
     def older_than(self, column: str, seconds: int) -> str:
         return f"{self.quote(column)} <= strftime('%Y-%m-%d %H:%M:%S', 'now', 'localtime', '-{int(seconds)} seconds')"
