@@ -64,8 +64,10 @@ def image_pipeline(
         summary["tables"] = declare_task(PIPELINE, schema_name, **blocks)
         summary["catalog"] = load_catalog_task(schema_name, catalog, **blocks) if catalog else None
         populate = {"chunk_size": chunk_size, "reserve_jobs": reserve_jobs, **blocks}
-        files = populate_task(PIPELINE, schema_name, "OriginalFile", **populate)
-        slides = populate_task(PIPELINE, schema_name, "Slide", **populate)
+        with tags("table:OriginalFile"):
+            files = populate_task(PIPELINE, schema_name, "OriginalFile", **populate)
+        with tags("table:Slide"):
+            slides = populate_task(PIPELINE, schema_name, "Slide", **populate)
         summary["populate"] = [files, slides]
         fresh = files["made"] == 0 and slides["made"] == 0
         if fresh and os.path.exists(sheet_path):
