@@ -39,7 +39,7 @@ from .export_paging import Pager, Reader
 DEFAULT_BATCH_BYTES = 64 << 20
 MAX_RESTARTS = 4
 CHUNKS = 8  # pages per record batch
-AHEAD = 5  # pages waiting in the background reader, besides the one it reads (raw rows <= 3/4 batch)
+AHEAD = 3  # pages waiting in the background reader, besides the one it reads (raw rows <= 1/2 batch)
 LAYOUT_HINTS = ("blob", "variable")
 
 __all__ = [
