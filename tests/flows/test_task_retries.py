@@ -52,7 +52,9 @@ def fresh():
 @pytest.mark.parametrize("kind", ["lost", "store"])
 def test_transient_failures_retry_on_a_fresh_connection(backend, kind):
     assert run_probe(kind) == 2
-    assert SEEN_CLOSED == [False, True]  # closed after the failure: the retry reconnected
+    # whatever state the link was in before (earlier modules may close it), the failure closed it
+    # and the retry reconnected
+    assert len(SEEN_CLOSED) == 2 and SEEN_CLOSED[1] is True
     assert conn().is_connected
 
 
@@ -60,7 +62,7 @@ def test_transient_failures_retry_on_a_fresh_connection(backend, kind):
 def test_other_failures_are_not_retried(backend, kind):
     with pytest.raises(ValueError if kind == "value" else DataJointError, match="first attempt"):
         run_probe(kind)
-    assert ATTEMPTS[kind] == 1 and SEEN_CLOSED == [False]
+    assert ATTEMPTS[kind] == 1 and len(SEEN_CLOSED) == 1
 
 
 def test_classification():
