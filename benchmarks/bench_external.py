@@ -1,8 +1,8 @@
 """External blobs and attachments on S3: dj-flows vs DataJoint 0.14.10 vs raw s3fs bulk transfer.
 
 One table `id : int` / `b : blob@s3` / `a : attach@s3` on MariaDB and a local SeaweedFS S3 server.
-For each setting (plain loopback, then a loopback proxy that delays each request chunk by
---delay-ms) and each contender:
+For each setting (plain loopback, then a loopback proxy, in a process of its own, that delays each
+request chunk by --delay-ms: tests/support/delay_proxy.py) and each contender:
 
   raw s3fs   fs.pipe({path: bytes}) / fs.cat(paths) of exactly the bytes the engine stores
              (the packed blobs and the attachment files): the floor for moving those bytes
@@ -34,6 +34,7 @@ import argparse
 import gc
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +47,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.delay_proxy import DelayProxy  # noqa: E402
 from tests.support.s3server import S3Server  # noqa: E402
 
 DEFINITION = """
@@ -56,6 +56,40 @@ id : int
 b : blob@s3
 a : attach@s3
 """
+
+
+PROXY_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from tests.support.delay_proxy import DelayProxy
+proxy = DelayProxy(int(sys.argv[1]), delay_ms=float(sys.argv[2]))
+print(proxy.start(), flush=True)
+sys.stdin.read()  # until the benchmark closes our stdin
+proxy.stop()
+"""
+
+
+class ProxyProcess:
+    """The delay proxy in a process of its own, so that its event loop does not compete with the
+    contenders for this process's GIL (in-process, it slowed s3fs's loop thread ~2x)."""
+
+    def __init__(self, target_port: int, delay_ms: float) -> None:
+        root = str(Path(__file__).resolve().parents[1])
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", PROXY_SCRIPT, str(target_port), str(delay_ms), root],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.port = int(self.process.stdout.readline())
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
 
 
 class Best:
@@ -311,8 +345,8 @@ def main() -> None:
                 proxy = None
                 port = s3.port
                 if setting == "proxy":
-                    proxy = DelayProxy(s3.port, delay_ms=args.delay_ms)
-                    port = proxy.start()
+                    proxy = ProxyProcess(s3.port, args.delay_ms)
+                    port = proxy.port
                 try:
                     endpoint = f"127.0.0.1:{port}"
                     bucket = s3.new_bucket(f"bench-{setting}")
