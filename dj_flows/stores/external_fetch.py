@@ -9,8 +9,9 @@ still on the network.
 Nothing unverified is ever returned: a bad cache entry is discarded and fetched again, a bad store
 object raises StoreError naming the store, table, attribute and key.
 
-Attachments are written into download_path by name group (names that reduce to the same safe name
-are placed one after another in row order), so aliases are chosen deterministically.
+Files are written by the worker that verified them; only attachments whose names reduce to the same
+file name wait, and are then placed one after another in row order, so that aliases are chosen
+deterministically.
 """
 
 from __future__ import annotations
@@ -179,26 +180,32 @@ class _Column:
 
         return {h: unpack(data, squeeze=self.squeeze) for h, data in items.items()}
 
-    # -- stage 3: files -------------------------------------------------------------------------
-    def place_group(self, hashes: list[bytes], data: dict[bytes, bytes]) -> dict[bytes, str]:
-        """Write attachments that share a safe name, in row order (deterministic aliases)."""
-        from ..codecs.attach import place_attachment
+    # -- files ----------------------------------------------------------------------------------
+    def group(self, hash_: bytes) -> str:
+        """Attachments whose names reduce to the same file name compete for it (and its aliases);
+        case is folded for case-insensitive file systems."""
+        from ..codecs.attach import safe_name
 
-        placed = {}
-        for hash_ in hashes:
-            name = self.info[hash_][1]
-            placed[hash_] = place_attachment(
-                name, uuid.UUID(bytes=hash_), self.download_path, lambda h=hash_: data[h]
-            )
-        return placed
+        return safe_name(self.info[hash_][1]).lower()
 
-    def place_staged(self, hash_: bytes, data: bytes) -> str:
-        from ..codecs.attach import write_atomic
+    def place(self, hash_: bytes, data: dict[bytes, Any]) -> str:
+        """Write one verified object: an attachment into download_path (DataJoint's rule: reuse
+        a file with the same content, never overwrite another), a filepath into the stage."""
+        from ..codecs.attach import place_attachment, write_atomic
 
-        target = self.stage_target(hash_)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, data)
-        return str(target)
+        if self.kind == "filepath":
+            target = self.stage_target(hash_)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, data[hash_])
+            return str(target)
+        name = self.info[hash_][1]
+        return place_attachment(
+            name, uuid.UUID(bytes=hash_), self.download_path, lambda: data[hash_]
+        )
+
+    def place_group(self, hashes: list[bytes], data: dict[bytes, Any]) -> dict[bytes, str]:
+        """Write attachments that share a name group, in row order (deterministic aliases)."""
+        return {hash_: self.place(hash_, data) for hash_ in hashes}
 
 
 def decode_external_column(
@@ -267,32 +274,47 @@ def _fetch(column: _Column, hashes: list[bytes]) -> dict[bytes, Any]:
                 else:
                     found[hash_] = result[1]
 
-    # 2. the rest from the store, chunk by chunk; blobs decoded as their chunk arrives
+    # 2. the rest from the store, chunk by chunk, each decoded (blobs) or written (files whose
+    # name no other object of the column shares) by its worker as soon as it arrives
     remote = [h for h in hashes if h not in found and h not in data]
+    alone = _alone(column, [h for h in hashes if h not in found])
 
-    def fetch_chunk(chunk: list[bytes]) -> dict[bytes, Any]:
-        got = column.download(chunk)
-        return column.decode_blobs(got) if blobs else got
+    def finish(got: dict[bytes, Any]) -> tuple[dict[bytes, Any], dict[bytes, Any]]:
+        """(done: hash -> value, left: hash -> bytes still to place)."""
+        if blobs:
+            return column.decode_blobs(got), {}
+        done = {h: column.place(h, got) for h in got if h in alone}
+        return done, {h: v for h, v in got.items() if h not in done}
 
-    for result in _run([lambda c=c: fetch_chunk(c) for c in _chunks(remote, size)], workers):
-        (found if blobs else data).update(result)
+    tasks = [lambda c=c: finish(column.download(c)) for c in _chunks(remote, size)]
+    cached = [h for h in data if h in alone]
+    tasks += [lambda c=c: finish({h: data[h] for h in c}) for c in _chunks(cached, size)]
+    for done, left in _run(tasks, workers):
+        found.update(done)
+        data.update(left)
     if blobs:
         return found
 
-    # 3. files: attachments into download_path, filepaths into the stage
+    # 3. attachments sharing a safe name: one name at a time, in row order (DataJoint's aliases)
     pending = [h for h in hashes if h not in found]
-    if column.kind == "filepath":
-        tasks = [lambda h=h: {h: column.place_staged(h, data[h])} for h in pending]
-    else:
-        from ..codecs.attach import safe_name
-
-        groups: dict[str, list[bytes]] = {}
-        for hash_ in pending:
-            groups.setdefault(safe_name(column.info[hash_][1]).lower(), []).append(hash_)
-        tasks = [lambda g=g: column.place_group(g, data) for g in groups.values()]
-    for result in _run(tasks, workers):
+    groups: dict[str, list[bytes]] = {}
+    for hash_ in pending:
+        groups.setdefault(column.group(hash_), []).append(hash_)
+    for result in _run([lambda g=g: column.place_group(g, data) for g in groups.values()], workers):
         found.update(result)
     return found
+
+
+def _alone(column: _Column, hashes: list[bytes]) -> set[bytes]:
+    """The hashes whose file no other hash of the column competes with for a name."""
+    if column.kind == "filepath":
+        return set(hashes)  # distinct hashes are distinct relative paths
+    if column.kind != "attach":
+        return set()
+    count: dict[str, int] = {}
+    for hash_ in hashes:
+        count[column.group(hash_)] = count.get(column.group(hash_), 0) + 1
+    return {h for h in hashes if count[column.group(h)] == 1}
 
 
 def _where(

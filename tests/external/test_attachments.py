@@ -230,3 +230,22 @@ def test_concurrent_writers_never_overwrite_each_other(tmp_path):
     for i, path in results.items():
         assert Path(path).read_text() == f"version {i}"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+@pytest.mark.parametrize("where", list(COLUMNS))
+def test_same_name_different_content_in_one_fetch_gets_aliases_in_row_order(Doc, where, tmp_path):
+    column = COLUMNS[where]
+    base = 400 + 10 * list(COLUMNS).index(where)
+    rows = []
+    for i in range(4):
+        source = write(tmp_path / f"in{i}" / "Same.dat", b"version %d" % i)
+        rows.append({"id": base + i, column: source})
+    rows.append({"id": base + 4, column: write(tmp_path / "in0b" / "Same.dat", b"version 0")})
+    Doc.insert(rows)
+    out = tmp_path / "out"
+    paths = (Doc & f"id >= {base} and id < {base + 5}").fetch(
+        column, order_by="id", download_path=out
+    )
+    names = [Path(p).name for p in paths]
+    assert names == ["Same.dat", "Same_0000.dat", "Same_0001.dat", "Same_0002.dat", "Same.dat"]
+    assert [Path(p).read_bytes() for p in paths] == [b"version %d" % i for i in (0, 1, 2, 3, 0)]
