@@ -8,15 +8,18 @@ Data: --rows rows of a 256x256 float32 array (random normal, 256 KiB each; 2,000
 in a `longblob` column, plus an int key. Both writers use the same Parquet options (snappy, page
 checksums, one row group per export batch).
 
-Throughput: --repeat runs of each, alternating, in this process (best and median shown); ratio = pyarrow time / export time
-(the target is >= 0.8: the export reads the rows from the database and still writes at 80% of the
-speed pyarrow writes data it already holds).
+Throughput: --repeat runs of each, alternating, in this process (best and median shown). Ratio =
+pyarrow time / export time, judged on the median over the run pairs, since on a shared machine the
+best runs of the two sides can come from different load (the target is >= 0.8: the export reads
+the rows from the database and still writes at 80% of the speed pyarrow writes data it holds).
 
 Memory: each path runs in a fresh child process, which reports its peak resident memory above what it
-held before the run (ru_maxrss - RSS before), the peak of Python/numpy allocations (tracemalloc) and
-the peak of pyarrow's memory pool. The target: the export's Python/numpy peak stays below twice one
-record batch; pyarrow's pool holds the Parquet writer's buffers. For pyarrow, the table it writes
-is already in memory before the run and not counted.
+held before the run (VmHWM after resetting it, minus RSS before), the peak of Python/numpy
+allocations (tracemalloc) and the peak of pyarrow's memory pool. The target: the export's
+Python/numpy peak (raw rows, the batch's buffers) stays below twice one record batch; pyarrow's pool
+holds the Parquet writer's buffers (the batches are numpy memory handed to Arrow without a copy).
+RSS is shown against 2 x batch + pool peak too; it also counts the allocator's slack. For pyarrow,
+the table it writes is already in memory before the run and not counted.
 
 --keep keeps the SQLite file (/tmp/dj_bench_export.sqlite) or MySQL schema between runs, so the
 2,000 rows are inserted once.
@@ -269,7 +272,7 @@ def main() -> None:
         print(
             f"  ratio pyarrow time / export time: best {ratio:.2f}, median {middle['pyarrow'] / middle['export']:.2f}, "
             f"per run pair {', '.join(f'{r:.2f}' for r in pairs)} (median {statistics.median(pairs):.2f})"
-            f"   target >= 0.80 (best): {'PASS' if ratio >= 0.8 else 'FAIL'}"
+            f"   target >= 0.80 (median pair): {'PASS' if statistics.median(pairs) >= 0.8 else 'FAIL'}"
         )
 
         print("\nmemory (each in a fresh process)")
