@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from . import export_provenance as provenance
 from .errors import DataJointError
+from .export_blobs import predecode
 from .export_columns import Column
 from .export_decode import decode
 from .export_layout import BLOB, Layout
@@ -39,7 +40,9 @@ from .export_paging import Pager, Reader
 DEFAULT_BATCH_BYTES = 64 << 20
 MAX_RESTARTS = 4
 CHUNKS = 8  # pages per record batch
-AHEAD = 3  # pages waiting in the background reader, besides the one it reads (raw rows <= 1/2 batch)
+AHEAD = (
+    3  # pages waiting in the background reader, besides the one it reads (raw rows <= 1/2 batch)
+)
 LAYOUT_HINTS = ("blob", "variable")
 
 __all__ = [
@@ -149,6 +152,7 @@ class Exporter:
             chunks=CHUNKS,
             background=self.read_ahead and not any(c.uses_database for c in self.columns),
             ahead=AHEAD,
+            transform=self._predecode,
         )
         try:
             builders = None
@@ -173,6 +177,17 @@ class Exporter:
                 del batch  # hold no batch while the next one is read and converted
         finally:
             reader.close()
+
+    def _predecode(self, columns: list[list]) -> None:
+        """Decode the blobs of a page where it is read (in the reader thread when reading ahead);
+        columns kept as stored blob bytes stay as they are."""
+        for column, values in zip(self.columns, columns):
+            if (
+                column.role == "blob"
+                and self.hints.get(column.name) != "blob"
+                and not (column.preset is not None and column.preset.kind == "blob")
+            ):
+                predecode(values, column.name)
 
     def _add(self, chunk: list[list], builders: list | None, capacity: int) -> list:
         """Convert a chunk of raw rows into the batch being built (builders made on first use)."""

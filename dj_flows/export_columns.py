@@ -113,6 +113,7 @@ class Column:
         else:
             self.role = "plain"
         self.layout = layout  # the layout batches are written in (None: not known yet)
+        self.preset = layout  # the layout given up front (fixed for the whole export)
 
     # -- the schema ---------------------------------------------------------------------------
     @property

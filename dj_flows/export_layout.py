@@ -283,8 +283,6 @@ def encode(layout: Layout, values: Sequence[Any], column: str = "") -> pa.Array:
     mask = np.fromiter((v is None for v in values), bool, n)
     any_null = bool(mask.any())
     kind = layout.kind
-    if kind != "blob" and any(isinstance(v, RawBlob) for v in values):
-        values = [v.value if isinstance(v, RawBlob) else v for v in values]
     if kind == "null":
         if not any_null and n:
             raise LayoutError(f"column {column!r}: values in a column with no layout yet")
@@ -308,7 +306,7 @@ def encode(layout: Layout, values: Sequence[Any], column: str = "") -> pa.Array:
         from .codecs.blob import pack
 
         return pa.array(
-            [None if v is None else (v.raw if isinstance(v, RawBlob) else pack(v)) for v in values],
+            [None if v is None else pack(v) for v in values],
             pa.large_binary(),
         )
     if kind == "struct":
@@ -344,16 +342,6 @@ def encode(layout: Layout, values: Sequence[Any], column: str = "") -> pa.Array:
         if value is not None:
             data[offsets[i] : offsets[i + 1]].reshape(value.shape)[...] = value
     return var_tensor_array(layout, data, offsets, shapes, mask if any_null else None)
-
-
-class RawBlob:
-    """Blob bytes read from the database, kept as they are when a column falls back to 'blob'."""
-
-    __slots__ = ("raw", "value")
-
-    def __init__(self, raw: bytes, value: Any) -> None:
-        self.raw = raw
-        self.value = value
 
 
 def _mask(mask: np.ndarray, any_null: bool) -> pa.Array | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends import PH
@@ -195,8 +195,9 @@ class Page:
 
 class Reader:
     """Plans batches (about `target_bytes`, or `batch_rows` rows, each read in `chunks` pages) and
-    reads their pages, in a background thread when `background` (at most `ahead` pages waiting,
-    plus the one being read), so that reading overlaps converting and writing. Background reading
+    reads their pages (applying `transform` to each, e.g. decoding blobs), in a background thread
+    when `background` (at most `ahead` pages waiting, plus the one being read), so that reading
+    overlaps converting and writing. Background reading
     needs the consumer to leave the database connection alone: exports whose conversion queries
     the database (external objects) read in the foreground."""
 
@@ -211,8 +212,10 @@ class Reader:
         chunks: int,
         background: bool,
         ahead: int = 1,
+        transform: Callable[[list[list]], None] | None = None,
     ) -> None:
         self.pager = pager
+        self.transform = transform  # applied to each page's columns where it is read
         self.target_bytes = target_bytes
         self.batch_rows = batch_rows
         self.chunks = chunks
@@ -237,6 +240,8 @@ class Reader:
                 if holder is None:
                     break
                 filled += len(holder[0][0]) if holder[0] else 0
+                if self.transform is not None:
+                    self.transform(holder[0])
                 closed = filled >= capacity or pager.exhausted
                 page = Page(number, capacity, holder, closed)
                 del holder

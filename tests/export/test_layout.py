@@ -13,7 +13,14 @@ from hypothesis.extra import numpy as hnp
 from dj_flows.codecs.blob import pack, unpack
 from dj_flows.codecs.matlab import MatStruct
 from dj_flows.errors import DataJointError
-from dj_flows.export_blobs import blob_array, blob_layout, peek
+from dj_flows.export_blobs import (
+    TensorBuilder,
+    VarTensorBuilder,
+    blob_array,
+    blob_layout,
+    peek,
+    predecode,
+)
 from dj_flows.export_decode import decode
 from dj_flows.export_layout import (
     BLOB,
@@ -240,25 +247,40 @@ def test_fast_path_matches_full_decoder(arrays, compress):
     ]
     expected = [None if r is None else unpack(r) for r in raws]
     values = list(raws)
+    predecode(values, "c")
+    assert all(same(a, b) for a, b in zip(expected, values))  # C order here, values the same
+    assert all(v is None or v.flags.c_contiguous for v in values if isinstance(v, np.ndarray))
     layout, state = blob_layout(values, None)
-    array = blob_array(layout, values, state, "c")
-    restored = decode(layout, array, "c")
-    if layout.kind in ("tensor", "var_tensor"):
-        assert all(same(a, b) for a, b in zip(expected, restored))
-    else:
-        assert layout.kind in ("blob", "null")
-        assert all(same(a, b) for a, b in zip(expected, restored))
+    restored = decode(layout, blob_array(layout, values, state, "c"), "c")
+    assert all(same(a, b) for a, b in zip(expected, restored))
 
 
-def test_fast_path_releases_raw_values_and_copies_column_major_data():
+def test_predecode_releases_raw_values_and_builders_copy_them_in_c_order():
     a = np.arange(12, dtype="f8").reshape(3, 4)
     values = [pack(a, compress=False), None, pack(a * 2, compress=False)]
-    layout, state = blob_layout(values, None)
-    assert state[0] == "raw"
-    array = blob_array(layout, values, state, "c")
+    predecode(values, "c")
+    assert not any(isinstance(v, bytes) for v in values)
+    layout, _ = blob_layout(values, None)
+    builder = TensorBuilder(layout, 4)
+    builder.add(values)
     assert values == [None, None, None]
+    array = builder.finish()
     assert np.array_equal(array.storage.values.to_numpy().reshape(3, 3, 4)[2], a * 2)
     assert array.is_null().to_pylist() == [False, True, False]
+    ragged = [np.ones((2, 3), "i2"), None, np.zeros((1, 1), "i2")]
+    builder = VarTensorBuilder(Layout("var_tensor", "<i2", ndim=2), 2)
+    builder.add(list(ragged[:2]))
+    builder.add(list(ragged[2:]))  # grows past the reservation made from the first chunk
+    assert all(
+        same(x, y)
+        for x, y in zip(ragged, decode(Layout("var_tensor", "<i2", ndim=2), builder.finish()))
+    )
+
+
+def test_corrupt_blob_names_its_column():
+    values = [pack(np.ones(3))[:-2] + b"xx" + b"\x00" * 40]
+    with pytest.raises(DataJointError, match="column 'img'"):
+        predecode(values, "img")
 
 
 def test_blob_hint_keeps_the_stored_bytes():
