@@ -18,9 +18,11 @@ which release the GIL.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -182,26 +184,31 @@ class Pager:
 class Page:
     """Rows for batch number `batch`, which holds `capacity` rows unless the query ends first."""
 
-    __slots__ = ("batch", "capacity", "holder", "last")
+    __slots__ = ("batch", "capacity", "holder", "last", "transformed")
 
-    def __init__(self, batch: int, capacity: int, holder: list, last: bool) -> None:
+    def __init__(self, batch: int, capacity: int, holder: list | None, last: bool) -> None:
         self.batch = batch
         self.capacity = capacity
-        self.holder = (
-            holder  # [columns]: pop it, and the page holds no rows any more; None: no rows
-        )
+        self.holder = holder  # [columns]: pop it, then the page holds no rows; None: no rows
         self.last = last  # the batch ends with this page
+        self.transformed = False  # whether `transform` already ran on it
 
 
 class Reader:
     """Plans batches (about `target_bytes`, or `batch_rows` rows, each read in `chunks` pages) and
-    reads their pages (applying `transform` to each, e.g. decoding blobs), in a background thread
-    when `background` (at most `ahead` pages waiting, plus the one being read), so that reading
-    overlaps converting and writing. Background reading
+    reads their pages, in a background thread when `background` (at most `ahead` pages waiting,
+    plus the one being read), so that reading overlaps converting and writing. Background reading
     needs the consumer to leave the database connection alone: exports whose conversion queries
-    the database (external objects) read in the foreground."""
+    the database (external objects) read in the foreground.
+
+    `transform` (decoding blobs) is work either side can do: the reader does it while the consumer
+    is the slower side (it waits less for pages than the reader waits for room, as with SQLite and
+    a busy Parquet writer), the consumer (`finish`) while the reader is the slower side (a database
+    server that reads blobs slowly), judged on the waits of the last few pages.
+    """
 
     END = object()
+    WINDOW = 8  # pages the waits are compared over
 
     def __init__(
         self,
@@ -215,17 +222,29 @@ class Reader:
         transform: Callable[[list[list]], None] | None = None,
     ) -> None:
         self.pager = pager
-        self.transform = transform  # applied to each page's columns where it is read
+        self.transform = transform
         self.target_bytes = target_bytes
         self.batch_rows = batch_rows
         self.chunks = chunks
         self._stop = threading.Event()
         self._queue: queue.Queue | None = queue.Queue(maxsize=ahead) if background else None
         self._thread: threading.Thread | None = None
+        self._waits: collections.deque = collections.deque(maxlen=self.WINDOW)  # (reader, consumer)
+        self._reader_wait = 0.0
         self._pages = self._plan()
         if background:
             self._thread = threading.Thread(target=self._run, name="dj-export-reader", daemon=True)
             self._thread.start()
+
+    @property
+    def reader_transforms(self) -> bool:
+        """Whether the reader should transform the next page itself."""
+        if self._queue is None:
+            return True
+        waits = tuple(self._waits)  # one atomic copy: the consumer appends from its thread
+        reader = sum(w[0] for w in waits)
+        consumer = sum(w[1] for w in waits)
+        return reader >= consumer
 
     def _plan(self) -> Iterator[Page]:
         pager = self.pager
@@ -240,11 +259,12 @@ class Reader:
                 if holder is None:
                     break
                 filled += len(holder[0][0]) if holder[0] else 0
-                if self.transform is not None:
-                    self.transform(holder[0])
                 closed = filled >= capacity or pager.exhausted
                 page = Page(number, capacity, holder, closed)
                 del holder
+                if self.transform is not None and self.reader_transforms:
+                    self.transform(page.holder[0])
+                    page.transformed = True
                 yield page
                 del page
             if filled and not closed:  # the query ended right after a full page
@@ -263,25 +283,39 @@ class Reader:
             put(error)
 
     def _put(self, item: Any) -> bool:
+        started = time.perf_counter()
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
+                self._reader_wait = time.perf_counter() - started
                 return True
             except queue.Full:
                 continue
         return False
 
     def next(self) -> Page | None:
-        """The next page, or None when the query is exhausted."""
+        """The next page, its `transform` done (here, if the reader left it), or None at the end."""
         if self._queue is None:
-            return next(self._pages, None)
-        item = self._queue.get()
-        if item is self.END:
-            self._queue.put(self.END)  # later calls see the end too
-            return None
-        if isinstance(item, BaseException):
-            raise item
-        return item
+            page = next(self._pages, None)
+        else:
+            started = time.perf_counter()
+            item = self._queue.get()
+            self._waits.append((self._reader_wait, time.perf_counter() - started))
+            if item is self.END:
+                self._queue.put(self.END)  # later calls see the end too
+                return None
+            if isinstance(item, BaseException):
+                raise item
+            page = item
+        if (
+            page is not None
+            and page.holder is not None
+            and not page.transformed
+            and self.transform is not None
+        ):
+            self.transform(page.holder[0])
+            page.transformed = True
+        return page
 
     def close(self) -> None:
         """Stop reading (pages not taken are dropped)."""
