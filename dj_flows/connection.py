@@ -146,10 +146,7 @@ class Connection:
             finally:
                 self._transaction_depth -= 1
             return
-        if read_committed and self.backend.read_committed_statement:
-            self.query(self.backend.read_committed_statement)
-        self.query(self.backend.begin_statement)
-        self._transaction_depth = 1
+        self._begin(read_committed)
         try:
             yield self
         except BaseException:
@@ -164,7 +161,20 @@ class Connection:
     def start_transaction(self) -> None:
         if self.in_transaction:
             raise DataJointError("a transaction is already in progress on this connection")
-        self.query(self.backend.begin_statement)
+        self._begin()
+
+    def _begin(self, read_committed: bool = False) -> None:
+        if read_committed and self.backend.read_committed_statement:
+            self.query(self.backend.read_committed_statement)
+        try:
+            self.query(self.backend.begin_statement)
+        except BaseException:
+            # an interrupt (SIGTERM as SystemExit) can land after the server began the
+            # transaction: never leave one open that the engine does not know about
+            if self._raw is not None:
+                with contextlib.suppress(Exception):
+                    self.query("ROLLBACK")
+            raise
         self._transaction_depth = 1
 
     def commit_transaction(self) -> None:
