@@ -1,12 +1,13 @@
 """dj-flows: a DataJoint-compatible pipeline engine (SQLite or MySQL; folder, S3 or any fsspec store)
 whose work runs as Prefect 3 flows. `import dj_flows as dj` gives DataJoint's public API."""
 
-from . import errors
+from . import errors, export
 from .codecs import MatCell, MatStruct, blob
 from .condition import AndList, Not
 from .connection import Connection, conn
 from .diagram import Diagram
 from .errors import DataJointError
+from .export import import_parquet
 from .expression import QueryExpression
 from .schema import Schema, list_schemas, schema
 from .settings import config
@@ -40,6 +41,8 @@ __all__ = [
     "config",
     "conn",
     "errors",
+    "export",
+    "import_parquet",
     "list_schemas",
     "schema",
 ]

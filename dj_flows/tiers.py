@@ -20,7 +20,7 @@ FORWARDED = frozenset(
         "join", "fetch", "fetch1", "head", "tail", "descendants", "ancestors", "parts", "parents",
         "children", "insert", "insert1", "update1", "drop", "drop_quick", "delete", "delete_quick",
         "restrict", "full_table_name", "table_name", "is_declared", "keys", "to_dicts", "preview",
-        "to_arrow", "to_pandas", "jobs_status",
+        "to_arrow", "to_pandas", "to_batches", "jobs_status",
     }
 )
 
