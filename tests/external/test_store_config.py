@@ -178,3 +178,41 @@ def test_any_fsspec_filesystem_with_storage_options(stores, make_schema, extra_s
     assert [open(d, "rb").read() for d in docs] == [b"%d" % i for i in range(5)]
     assert len(schema.external["mem"]) == 10
     assert len(list(get_store("mem").list())) == 10  # the objects live in fsspec's memory fs
+
+
+def test_fetch_from_a_store_that_went_away_names_it(
+    stores, make_schema, extra_store, s3_server, tmp_path
+):
+    """Rows stored while the endpoint answered; then the store points at a dead port."""
+    spec = s3_server.store_spec(stores.bucket, location="moving")
+    extra_store("moving", spec)
+    schema = make_schema("cfg")
+
+    @schema
+    class Moving(dj.Manual):
+        definition = """
+        id : int
+        ---
+        data : blob@moving
+        doc : attach@moving
+        """
+
+    Moving.insert1({"id": 1, "data": np.arange(5), "doc": write(tmp_path / "d.txt", b"d")})
+    port = free_port()
+    dj.config["stores"] = {
+        **dj.config["stores"],
+        "moving": {
+            **spec,
+            "endpoint": f"127.0.0.1:{port}",
+            "storage_options": {"config_kwargs": {"retries": {"max_attempts": 1}}},
+        },
+    }
+    with pytest.raises(StoreError) as direct:  # what the store itself says
+        get_store("moving").get("anything")
+    for column in ("data", "doc"):
+        with pytest.raises(StoreError) as info:
+            (Moving & {"id": 1}).fetch1(column, download_path=tmp_path / "out")
+        text = str(info.value)
+        assert type(info.value) is type(direct.value)  # a transient fault stays transient
+        assert "'moving'" in text and f"127.0.0.1:{port}" in text and repr(column) in text
+        assert "'id': 1" in text and s3_server.secret_key not in full_text(info.value)
