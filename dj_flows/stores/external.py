@@ -92,10 +92,18 @@ class ExternalTable(FreeTable):
     def object_key(
         self, hash_: uuid.UUID, attachment_name: str | None = None, filepath: str | None = None
     ) -> str:
-        """The object's key relative to the store root."""
+        """The object's key relative to the store root (DataJoint's, whatever the stored name:
+        a name holding a path separator, which no client inserts, still gives DataJoint's key;
+        the store refuses keys that would leave its root)."""
         if filepath:
             return filepath
-        return object_key(self.database, hash_.hex, self.store.subfolding, attachment_name)
+        folds = self.store.subfolding
+        try:
+            return object_key(self.database, hash_.hex, folds, attachment_name)
+        except ValueError:
+            if not attachment_name:
+                raise
+            return object_key(self.database, hash_.hex, folds) + "." + attachment_name
 
     def full_path(self, key: str) -> PurePosixPath:
         store = config["stores"].get(self.store_name, {})

@@ -193,6 +193,8 @@ def test_hostile_external_name_stays_inside_or_fails_cleanly(Doc, schema, store,
         assert str(hash_) in text and repr(column) in text and store in text
     assert set(files_in(tmp_path)) <= {f"out/{safe_name(name)}"}
     assert len(Doc & key) == 1 and repr(tracking)  # queries and previews still work
+    assert hash_ in dict(tracking.fetch_external_paths())
+    assert len(tracking & {"attachment_name": name}) == 1
 
 
 def test_safe_name_reduces_any_name_to_one_file_name():
