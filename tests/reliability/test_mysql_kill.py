@@ -3,6 +3,8 @@ back, the worker reconnects and goes on, and a later run leaves every key made e
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 
 import pytest
@@ -33,13 +35,29 @@ def backend(request, tmp_path_factory):
     dj.config.update(saved)
 
 
+def client_ports(pid: int, server_port: int) -> set[int]:
+    """Local ports of the TCP connections process `pid` holds to `server_port` (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/net/{table}") as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, remote, inode = fields[1], fields[2], fields[9]
+                if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == server_port:
+                    ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
 def worker_connections(pid: int) -> list[int]:
     """Server session ids of the worker process `pid` (matched by its client ports, since other
     tests share the server)."""
-    import psutil
-
-    ports = {c.laddr.port for c in psutil.Process(pid).net_connections("tcp")
-             if c.raddr and c.raddr.port == int(dj.config["database.port"])}
+    ports = client_ports(pid, int(dj.config["database.port"]))
     rows = dj.conn().query("SELECT id, host FROM information_schema.processlist").fetchall()
     return [session for session, host in rows if host and host.rsplit(":", 1)[-1].isdigit()
             and int(host.rsplit(":", 1)[-1]) in ports]
