@@ -395,6 +395,8 @@ class SQLiteBackend(Backend):
             return errors.QueryError(message)
         if "database is locked" in lowered or "busy" in lowered:
             return errors.LostConnectionError(f"{self.describe_target()} is busy: {message}")
+        if "too big" in lowered:
+            return errors.DataValueError(f"value too large for SQLite (at most 10^9 bytes per value): {message}")
         if "syntax error" in lowered or "no such function" in lowered:
             return errors.QueryError(message)
         if "already exists" in lowered:
