@@ -5,9 +5,10 @@ chooses it, same zlib stream), with one documented difference in *when* it compr
 
 Compression rule. A blob is compressed (`ZL123\\0` + uint64 length + zlib at the default level)
 only if `compress` is true, the blob is longer than 1000 bytes, and compression makes it smaller —
-DataJoint's rule. Blobs up to SAMPLE_ABOVE (256 KiB) follow it exactly. For larger blobs, four
-32 KiB windows spread over the blob are compressed first; if they do not shrink by at least 10%
-(SAMPLE_MAX_RATIO), the blob is stored uncompressed without compressing the rest. So a large,
+DataJoint's rule. Blobs up to SAMPLE_ABOVE (64 KiB) follow it exactly. For larger blobs, four
+windows spread over the blob (each 1/16 of it, at most 32 KiB) are compressed first; if they do not
+shrink by at least 10% (SAMPLE_MAX_RATIO), the blob is stored uncompressed without compressing the
+rest. So a large,
 marginally compressible blob (random floats shrink by ~5%) may be stored uncompressed where
 DataJoint would compress it; whenever the blob is compressed, the bytes are DataJoint's.
 
@@ -37,9 +38,9 @@ from .blob_encode import Encoder
 __all__ = ["pack", "unpack"]
 
 COMPRESS_ABOVE = 1000  # DataJoint never compresses blobs of 1000 bytes or fewer
-SAMPLE_ABOVE = 256 << 10  # larger blobs decide from a sample whether compression pays
+SAMPLE_ABOVE = 64 << 10  # larger blobs decide from a sample whether compression pays
 SAMPLE_WINDOWS = 4
-SAMPLE_WINDOW = 32 << 10
+SAMPLE_WINDOW = 32 << 10  # at most; a window is 1/16 of the blob (a quarter of it sampled)
 SAMPLE_MAX_RATIO = 0.9  # compress only if the sample shrinks to 90% or less
 # DataJoint's runtime switch for blobs written by the 32-bit build of mYm (read side only)
 use_32bit_dims = False
@@ -117,11 +118,12 @@ def _sample_pays(parts: list, size: int) -> bool:
     starts = [0]
     for part in parts[:-1]:
         starts.append(starts[-1] + len(part))
-    step = (size - SAMPLE_WINDOW) // (SAMPLE_WINDOWS - 1)
+    window = min(SAMPLE_WINDOW, size // 16)
+    step = (size - window) // (SAMPLE_WINDOWS - 1)
     sample = bytearray()
     for w in range(SAMPLE_WINDOWS):
         lo = w * step
-        hi = lo + SAMPLE_WINDOW
+        hi = lo + window
         i = bisect_right(starts, lo) - 1
         while lo < hi and i < len(parts):
             part = memoryview(parts[i])
