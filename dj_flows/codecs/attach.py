@@ -60,12 +60,41 @@ def content_uuid(data: bytes | memoryview, init_string: str = "") -> uuid.UUID:
     return uuid.UUID(bytes=digest.digest())
 
 
+# (real path, init string) -> (file identity when hashed or written, its checksum). A file whose
+# size, inode, mtime and ctime (ns) are unchanged has not been written since: its checksum is known
+# without reading it again. ctime cannot be set back by a writer, so any change is seen.
+_known_checksums: dict[tuple[str, str], tuple[tuple[int, ...], uuid.UUID]] = {}
+_KNOWN_LIMIT = 100_000
+
+
+def _identity(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
+    status = os.stat(path)
+    return os.path.realpath(path), (status.st_size, status.st_ino, status.st_dev, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def remember_checksum(path: str | os.PathLike, init_string: str, checksum: uuid.UUID) -> None:
+    """Record the checksum of a file just written or verified (see `file_uuid`)."""
+    if len(_known_checksums) >= _KNOWN_LIMIT:
+        _known_checksums.clear()
+    real, identity = _identity(path)
+    _known_checksums[(real, init_string)] = (identity, checksum)
+
+
 def file_uuid(path: str | os.PathLike, init_string: str = "") -> uuid.UUID:
+    """DataJoint's checksum of a file (MD5 of `init_string` + contents); a file unchanged since this
+    process last hashed or wrote it is not read again."""
+    real, identity = _identity(path)
+    known = _known_checksums.get((real, init_string))
+    if known is not None and known[0] == identity:
+        return known[1]
     digest = hashlib.md5(init_string.encode(errors="surrogateescape"))
     with open(path, "rb") as stream:
         while chunk := stream.read(CHUNK):
             digest.update(chunk)
-    return uuid.UUID(bytes=digest.digest())
+    checksum = uuid.UUID(bytes=digest.digest())
+    if _identity(path)[1] == identity:  # not written while we read it
+        remember_checksum(path, init_string, checksum)
+    return checksum
 
 
 def read_attachment(path: str | os.PathLike, attribute: str) -> tuple[str, bytes]:
@@ -199,4 +228,5 @@ def place_attachment(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+    remember_checksum(target, name + "\0", checksum)  # its contents were verified before writing
     return str(target)
