@@ -69,12 +69,14 @@ class ObjectCache:
         key: str,
         expected_size: int | None = None,
         verify: Callable[[bytes], bool] | None = None,
-    ) -> bytes | None:
+    ) -> bytearray | None:
         """The cached bytes, or None on a miss. An entry of the wrong size, or that `verify`
-        rejects (e.g. its hash does not match the key), is deleted and reported as a miss."""
+        rejects (e.g. its hash does not match the key), is deleted and reported as a miss.
+        The bytes come in a bytearray the caller owns, so arrays decoded from them can be
+        writable views instead of copies."""
         path = self.path(key)
         try:
-            data = path.read_bytes()
+            data = _read_owned(path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as exc:
@@ -179,6 +181,22 @@ class ObjectCache:
 
 
 _caches: dict[tuple[str, int | None], ObjectCache] = {}
+
+
+def _read_owned(path: Path) -> bytearray:
+    """A file's contents in a fresh bytearray (read straight into it: no extra copy)."""
+    with open(path, "rb") as stream:
+        data = bytearray(os.fstat(stream.fileno()).st_size)
+        view, filled = memoryview(data), 0
+        while filled < len(data):
+            count = stream.readinto(view[filled:])
+            if not count:
+                del data[filled:]  # the file shrank under us: the size check will reject it
+                break
+            filled += count
+        if stream.read(1):
+            raise OSError(f"cache entry {path} grew while being read")
+    return data
 
 
 def get_cache() -> ObjectCache | None:

@@ -178,7 +178,9 @@ class _Column:
     def decode_blobs(self, items: dict[bytes, Any]) -> dict[bytes, Any]:
         from ..codecs.blob import unpack
 
-        return {h: unpack(data, squeeze=self.squeeze) for h, data in items.items()}
+        # a buffer this fetch owns and may change (a cache read) is decoded in place: writable
+        # arrays without a copy; any other buffer (bytes from a store) is copied out as usual
+        return {h: unpack(data, squeeze=self.squeeze, copy=not _owned(data)) for h, data in items.items()}
 
     # -- files ----------------------------------------------------------------------------------
     def group(self, hash_: bytes) -> str:
@@ -350,3 +352,7 @@ def _where(
         f"object {uuid.UUID(bytes=hash_)} of attribute {attribute.name!r} in table "
         f"{table or 'query'!r}{f' (key {key})' if key else ''} {problem}: {store}"
     )
+
+
+def _owned(data: object) -> bool:
+    return isinstance(data, bytearray) or (isinstance(data, memoryview) and not data.readonly)
