@@ -5,6 +5,9 @@ a folder can be shared with DataJoint clients. Unlike it, entries are checked on
 (size and an optional verifier: a bad file is deleted and reported as a miss, never returned),
 and the folder is kept under `limit_bytes` by evicting the least recently used files.
 
+Within a process, an entry it wrote or verified and that has not been written since (same size,
+inode, mtime and ctime, which no writer can set back) is not checked again on the next hit.
+
 Several processes may share one folder: files are written by atomic rename, recency is the file's
 mtime (set explicitly on write and on every hit, since atime is often disabled), and files that
 vanish under us (another process evicted them) are simply misses.
@@ -54,6 +57,10 @@ class ObjectCache:
         self._lock = threading.Lock()
         self._estimate: int | None = None  # bytes in the folder at the last scan + our puts since
         self._scanned_at = 0.0
+        # path -> file identity (size, inode, device, mtime ns, ctime ns) when this process last
+        # wrote or verified it: an entry whose identity is unchanged has not been written since
+        # (ctime cannot be set back), so its check is not repeated
+        self._verified: dict[str, tuple[int, ...]] = {}
 
     def __repr__(self) -> str:
         return f"ObjectCache(folder={str(self.folder)!r}, limit_bytes={self.limit_bytes!r})"
@@ -76,21 +83,30 @@ class ObjectCache:
         writable views instead of copies."""
         path = self.path(key)
         try:
-            data = _read_owned(path)
+            data, identity = _read_owned(path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except OSError as exc:
             logger.warning("cache entry %s unreadable, ignored: %s", path, exc)
             return None
         bad_size = expected_size is not None and len(data) != expected_size
-        if bad_size or (verify is not None and not verify(data)):
+        known = self._verified.get(str(path)) == identity
+        if bad_size or (verify is not None and not known and not verify(data)):
             logger.warning("cache entry %s is corrupt (%d bytes): discarded", path, len(data))
+            self._verified.pop(str(path), None)
             self.discard(key)
             return None
         now = time.time_ns()
         with contextlib.suppress(OSError):
             os.utime(path, ns=(now, now))  # recency for LRU
+            if known or verify is not None:  # only a checked entry counts as known-good
+                self._remember(path)
         return data
+
+    def _remember(self, path: Path) -> None:
+        if len(self._verified) > 100_000:
+            self._verified.clear()
+        self._verified[str(path)] = _identity(os.stat(path))
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -106,6 +122,7 @@ class ObjectCache:
             write_atomic(str(path), bytes(data), durable=False)
             now = time.time_ns()
             os.utime(path, ns=(now, now))
+            self._remember(path)  # callers put only data they have verified
         except OSError as exc:  # a cache that cannot be written is a slower fetch, not a failure
             logger.warning("cannot write cache entry %s: %s", path, exc)
             return
@@ -183,10 +200,16 @@ class ObjectCache:
 _caches: dict[tuple[str, int | None], ObjectCache] = {}
 
 
-def _read_owned(path: Path) -> bytearray:
-    """A file's contents in a fresh bytearray (read straight into it: no extra copy)."""
+def _identity(status: os.stat_result) -> tuple[int, ...]:
+    return (status.st_size, status.st_ino, status.st_dev, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _read_owned(path: Path) -> tuple[bytearray, tuple[int, ...]]:
+    """A file's contents in a fresh bytearray (read straight into it: no extra copy), and the
+    identity of the file that was read."""
     with open(path, "rb") as stream:
-        data = bytearray(os.fstat(stream.fileno()).st_size)
+        status = os.fstat(stream.fileno())
+        data = bytearray(status.st_size)
         view, filled = memoryview(data), 0
         while filled < len(data):
             count = stream.readinto(view[filled:])
@@ -196,7 +219,9 @@ def _read_owned(path: Path) -> bytearray:
             filled += count
         if stream.read(1):
             raise OSError(f"cache entry {path} grew while being read")
-    return data
+        if _identity(os.fstat(stream.fileno())) != _identity(status):
+            raise OSError(f"cache entry {path} changed while being read")
+    return data, _identity(status)
 
 
 def get_cache() -> ObjectCache | None:
