@@ -36,6 +36,7 @@ logger = logging.getLogger("dj_flows.populate")
 _populating = threading.local()
 DEADLOCK_CODES = {1205, 1213}  # MySQL: lock wait timeout, deadlock (transient: retry the key later)
 BEGIN_ATTEMPTS = 10  # SQLite: busy timeouts waited out before a make transaction gives up
+MAKE_ATTEMPTS = 3  # a make() chosen as a deadlock's victim is rolled back whole and run again
 
 
 @contextlib.contextmanager
@@ -281,6 +282,24 @@ class AutoPopulate:
         return None
 
     def _make_key(self, key: dict, reservation: Any, run: PopulateRun) -> bool | tuple:
+        """Make one key; a deadlock (MySQL rolled the whole transaction back) is retried at once,
+        still under the same reservation, before the key is given back to the queue."""
+        for attempt in range(1, MAKE_ATTEMPTS + 1):
+            try:
+                return self._make_key_once(key, reservation, run)
+            except BaseException as error:
+                if attempt < MAKE_ATTEMPTS and is_deadlock(error):
+                    if self.connection.in_transaction:
+                        with contextlib.suppress(DataJointError):
+                            self.connection.cancel_transaction()
+                    logger.info("%s: make(%s) lost a deadlock, attempt %d of %d; running it again",
+                                self.table_name, key, attempt, MAKE_ATTEMPTS)
+                    time.sleep(0.02 * attempt * (1 + random.random()))
+                    continue
+                return self._failed(key, reservation, run, error)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _make_key_once(self, key: dict, reservation: Any, run: PopulateRun) -> bool:
         connection = self.connection
         jobs = run.jobs
         # SQLite: a transaction holds the only write lock from its start, so settle the
@@ -289,33 +308,30 @@ class AutoPopulate:
         kwargs = run.make_kwargs or {}
         style = self._make_style()
         logger.debug("making %s -> %s", key, self.table_name)
-        try:
-            with interruptible(), allow_inserts(self.table_name):
-                if style == "plain":
-                    self._begin()
-                    if not self._claim(key, reservation, settle_first, jobs):
-                        return False
-                    make = getattr(self, "_make_tuples", None) or self.make
-                    make(dict(key), **kwargs)
-                else:
-                    if self & key:  # made by someone else: no need to compute
-                        if reservation is not None:
-                            jobs.settle(reservation)
-                        return False
-                    fetched, computed = self._fetch_and_compute(key, style, kwargs)
-                    self._begin()
-                    if not self._claim(key, reservation, settle_first, jobs):
-                        return False
-                    self._insert_computed(key, style, fetched, computed, kwargs)
-                if reservation is not None and not settle_first and not jobs.settle(reservation):
-                    logger.warning("%s: the lease on %s was taken over; rolling back", self.table_name, key)
-                    connection.cancel_transaction()
+        with interruptible(), allow_inserts(self.table_name):
+            if style == "plain":
+                self._begin()
+                if not self._claim(key, reservation, settle_first, jobs):
                     return False
-                connection.commit_transaction()
-            logger.debug("made %s -> %s", key, self.table_name)
-            return True
-        except BaseException as error:
-            return self._failed(key, reservation, run, error)
+                make = getattr(self, "_make_tuples", None) or self.make
+                make(dict(key), **kwargs)
+            else:
+                if self & key:  # made by someone else: no need to compute
+                    if reservation is not None:
+                        jobs.settle(reservation)
+                    return False
+                fetched, computed = self._fetch_and_compute(key, style, kwargs)
+                self._begin()
+                if not self._claim(key, reservation, settle_first, jobs):
+                    return False
+                self._insert_computed(key, style, fetched, computed, kwargs)
+            if reservation is not None and not settle_first and not jobs.settle(reservation):
+                logger.warning("%s: the lease on %s was taken over; rolling back", self.table_name, key)
+                connection.cancel_transaction()
+                return False
+            connection.commit_transaction()
+        logger.debug("made %s -> %s", key, self.table_name)
+        return True
 
     def _begin(self) -> None:
         """Start the make transaction. SQLite's write lock is not fair (waiters poll it), so under
@@ -392,8 +408,11 @@ class AutoPopulate:
 
 def is_transient(error: BaseException) -> bool:
     """A lost connection, a busy database or a deadlock: the key can simply be tried again."""
-    if isinstance(error, LostConnectionError):
-        return True
+    return isinstance(error, LostConnectionError) or is_deadlock(error)
+
+
+def is_deadlock(error: BaseException) -> bool:
+    """MySQL's deadlock or lock wait timeout, raised as a DataJointError from pymysql's error."""
     cause = error.__cause__
     code = getattr(cause, "args", (None,))[0] if cause is not None and getattr(cause, "args", None) else None
     return isinstance(error, DataJointError) and code in DEADLOCK_CODES
