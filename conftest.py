@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.backends",
     "tests.support.s3server",
     "tests.support.prefect_harness",
+    "tests.support.populate_env",
 ]

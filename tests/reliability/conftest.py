@@ -78,27 +78,6 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-def calls_file(tmp_path: Path) -> Iterator[Path]:
-    """The file the populate test pipeline's make() logs each call to (inherited by workers)."""
-    import os
-
-    from tests.populate.pipeline import CALLS
-
-    path = tmp_path / "calls.log"
-    saved = os.environ.get(CALLS)
-    os.environ[CALLS] = str(path)
-    yield path
-    if saved is None:
-        os.environ.pop(CALLS, None)
-    else:
-        os.environ[CALLS] = saved
-
-
-@pytest.fixture
-def short_lease() -> Iterator[int]:
-    import dj_flows as dj
-
-    saved = dj.config["jobs.lease_seconds"]
-    dj.config["jobs.lease_seconds"] = 3
-    yield 3
-    dj.config["jobs.lease_seconds"] = saved
+def lease_seconds() -> int:
+    """Leases of 3 s here (short_lease, from tests/support/populate_env.py)."""
+    return 3
