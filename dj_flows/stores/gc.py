@@ -14,11 +14,12 @@ IMMEDIATE, which serializes every writer):
 3. re-check them against the latest commits: still unreferenced, still past the grace period;
 4. DELETE those rows: a reference the check missed fails the foreign key (ON DELETE RESTRICT) and
    rolls the page back before any object is touched;
-5. set the collector mark to `busy:<token>`, remove the objects in bulk (S3 DeleteObjects, 1000 a
-   call; a thread pool for folders), put back the rows of objects that failed to go, forget the
-   collected objects' history, record the token in the sentinel row; commit;
-6. then, under the collector lock again and only if no later page has run, set the mark to
-   `idle:<token>`.
+5. set the collector mark to `busy:<token>`, remove the objects in bulk (S3 DeleteObjects, two
+   requests in flight; a thread pool for folders), put back the rows of objects that failed to
+   go, forget the collected objects' history, record the token in the sentinel row; commit;
+6. after the sweep's last page, under the collector lock again and only if no later page has
+   run, set the mark to `idle:<token>` (between pages it stays busy: the next page's busy mark
+   would replace an idle one at once, and inserts meanwhile check their objects).
 
 The collector mark is one small object in the store (`{database}/.dj-gc-mark`). Its contract with
 inserts: if an insert reads the same idle (or 'none') mark before it checks what is tracked and
@@ -184,6 +185,16 @@ def plan(
     key_of = _keyer(tracking)
     own = f"{quote('t')}.{quote('hash')}"
     columns = ", ".join(f"{quote('t')}.{quote(c)}" for c in COLUMNS[:4])
+    # who last referenced each candidate comes with it: one round trip a page, not two
+    past = history.history_table(connection, tracking.database, tracking.store_name)
+    if past.is_declared:
+        columns += "".join(
+            f", {quote('h')}.{quote(c)}" for c in ("referencing_table", "attribute_name", "key_json")
+        )
+        joined = f"{quote('h')}.{quote('hash')}"
+        source += f" LEFT JOIN {past.full_table_name} AS {quote('h')} ON {joined} = {own}"
+    else:
+        columns += ", NULL, NULL, NULL"
     last: bytes | None = None
     while limit is None or report.count < limit:
         size = PAGE if limit is None else min(PAGE, limit - report.count)
@@ -198,10 +209,9 @@ def plan(
             + f" ORDER BY {own} LIMIT {size}"
         )
         rows = connection.query(sql, params).fetchall()
-        origins = history.last_references(tracking, [bytes(r[0]) for r in rows]) if rows else {}
-        for hash_bytes, size_, attachment_name, filepath in rows:
+        for hash_bytes, size_, attachment_name, filepath, *past_row in rows:
             hash_ = uuid.UUID(bytes=bytes(hash_bytes))
-            origin, last_key = origins.get(bytes(hash_bytes), ("unknown", None))
+            origin, last_key = history.origin(*past_row)
             report.candidates.append(
                 Candidate(
                     hash_, key_of(hash_, attachment_name, filepath), int(size_),
@@ -225,6 +235,7 @@ class _PageResult:
     skipped: int = 0
     vanished: int = 0
     token: str | None = None  # set when the page committed after removing objects
+    marked: bool = False  # the page set the collector mark busy (or may have: it failed)
 
 
 def sweep(
@@ -244,33 +255,52 @@ def sweep(
     unused = _unused_sql(tracking, report.grace_seconds)
     candidates = sorted(report.candidates, key=lambda c: c.hash.bytes)
     by_hash = {c.hash.bytes: c for c in candidates}
+    settle: str | None = None  # the token of the last page that set the mark, if it committed
     for start in range(0, len(candidates), PAGE):
         page = candidates[start : start + PAGE]
-        try:
-            result = _sweep_page_retrying(tracking, page, unused, delete_files)
-        except IntegrityError:  # a referencing table the catalog had not shown: look again
-            tracking.connection.invalidate()
-            unused = _unused_sql(tracking, report.grace_seconds)
-            try:
-                result = _sweep_page_retrying(tracking, page, unused, delete_files)
-            except DataJointError as error:
-                result = _PageResult(failed={c.hash.bytes: str(error) for c in page})
-        except DataJointError as error:
-            result = _PageResult(failed={c.hash.bytes: str(error) for c in page})
-        report.deleted_rows += len(result.deleted)
-        if delete_files:
-            report.deleted_files += len(result.deleted)
-        report.deleted_bytes += sum(by_hash[h].size for h in result.deleted)
-        report.skipped += result.skipped
-        report.vanished += result.vanished
-        for hash_, message in result.failed.items():
-            report.errors.append((by_hash[hash_].hash, by_hash[hash_].key, message))
+        token, unused = _sweep_one(tracking, report, page, unused, by_hash)
+        settle = settle if token == "" else token
         if progress:
-            progress("sweep", start + len(page), len(candidates))
+            progress("sweep", min(start + PAGE, len(candidates)), len(candidates))
+    if settle:  # once, after the last page (not on an exception: a page may have left it busy)
+        _settle(tracking, settle)
     report.swept = True
     report.seconds["sweep"] = time.monotonic() - started
     logger.info("%s", report)
     return report
+
+
+def _sweep_one(
+    tracking: ExternalTable,
+    report: GCReport,
+    page: list[Candidate],
+    unused: tuple[str, list[str]],
+    by_hash: dict[bytes, Candidate],
+) -> tuple[str | None, tuple[str, list[str]]]:
+    """Sweep one page into `report`. Returns the page's token ('' if it never set the collector
+    mark, None if it did but did not commit: then the mark must stay busy), and the unused-rows
+    SQL (looked up again if a referencing table had been missed)."""
+    delete_files = report.delete_files
+    try:
+        result = _sweep_page_retrying(tracking, page, unused, delete_files)
+    except IntegrityError:  # a referencing table the catalog had not shown: look again
+        tracking.connection.invalidate()
+        unused = _unused_sql(tracking, report.grace_seconds)
+        try:
+            result = _sweep_page_retrying(tracking, page, unused, delete_files)
+        except DataJointError as error:
+            result = _PageResult(failed={c.hash.bytes: str(error) for c in page}, marked=True)
+    except DataJointError as error:
+        result = _PageResult(failed={c.hash.bytes: str(error) for c in page}, marked=True)
+    report.deleted_rows += len(result.deleted)
+    if delete_files:
+        report.deleted_files += len(result.deleted)
+    report.deleted_bytes += sum(by_hash[h].size for h in result.deleted)
+    report.skipped += result.skipped
+    report.vanished += result.vanished
+    for hash_, message in result.failed.items():
+        report.errors.append((by_hash[hash_].hash, by_hash[hash_].key, message))
+    return (result.token if result.marked else ""), unused
 
 
 def _retryable(error: Exception) -> bool:
@@ -303,8 +333,6 @@ def _sweep_page_retrying(
             logger.info("gc of %s: retrying a page after %s", tracking.table_name, error)
             time.sleep(0.05 * 2**attempt)
             continue
-        if result.token:
-            _settle(tracking, result.token)
         return result
     raise StoreError(f"store {tracking.store_name!r}: a page could not be swept")
 
@@ -355,6 +383,7 @@ def _sweep_page(
             _check_mark(tracking, committed)
             token = uuid.uuid4().hex
             keys = {c.key: c.hash.bytes for c in page if c.hash.bytes in doomed}
+            result.marked = True
             write_mark(tracking, f"busy:{token}")
             result.failed, unsure = _remove_objects(tracking, keys)
             if result.failed:

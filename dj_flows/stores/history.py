@@ -134,14 +134,18 @@ def last_references(
             page = hashes[start : start + PAGE]
             sql = f"{select} AND {quote('hash')} IN ({', '.join([PH] * len(page))})"
             rows += tracking.connection.query(sql, (SENTINEL, *page)).fetchall()
-    found = {}
-    for hash_, table, attribute, key_json in rows:
-        try:
-            key = json.loads(key_json)
-        except (TypeError, ValueError):
-            key = key_json
-        found[bytes(hash_)] = (f"{table}.{attribute}", key)
-    return found
+    return {bytes(row[0]): origin(*row[1:]) for row in rows}
+
+
+def origin(table: str | None, attribute: str | None, key_json: str | None) -> tuple[str, Any]:
+    """('schema.table.attribute', primary key) of a history row ('unknown', None) without one."""
+    if table is None:
+        return "unknown", None
+    try:
+        key = json.loads(key_json) if key_json is not None else None
+    except (TypeError, ValueError):
+        key = key_json
+    return f"{table}.{attribute}", key
 
 
 def released_within(tracking: ExternalTable, seconds: int, column: str) -> str | None:

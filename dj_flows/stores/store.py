@@ -426,11 +426,11 @@ class AsyncFsspecStore(FsspecStore):
     """
 
     def _run_bounded(
-        self, jobs: dict[str, Callable[[], Awaitable[Any]]]
+        self, jobs: dict[str, Callable[[], Awaitable[Any]]], limit: int | None = None
     ) -> dict[str, Any | BaseException]:
         from fsspec.asyn import sync
 
-        limit = transfer_concurrency()
+        limit = min(limit or transfer_concurrency(), transfer_concurrency())
 
         async def gather() -> list[Any]:
             semaphore = asyncio.Semaphore(limit)

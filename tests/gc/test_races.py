@@ -214,3 +214,38 @@ def test_a_page_failing_after_removal_keeps_the_mark_busy_until_repaired(pipe, m
     assert not report.errors and report.deleted_rows + report.vanished == 1
     assert len(tracking) == 1 and gc.read_mark(tracking).startswith("idle:")
     np.testing.assert_array_equal((Item & {"id": 5}).fetch1("b"), blob(5))
+
+
+def test_a_sweep_settles_the_mark_once_and_never_over_a_failed_later_page(pipe, monkeypatch):
+    Item, tracking = pipe
+    for content in (7, 8, 9):
+        unused_content(Item, tracking, content)
+    monkeypatch.setattr(gc, "PAGE", 1)  # three pages
+    marks = []
+    write = gc.write_mark
+    monkeypatch.setattr(gc, "write_mark", lambda t, mark: (marks.append(mark), write(t, mark)))
+    report = gc.collect(tracking, 0)
+    assert report.deleted_rows == 3 and not report.errors and len(tracking) == 0
+    # busy for each page, idle once, with the last page's token
+    assert [m.split(":")[0] for m in marks] == ["busy", "busy", "busy", "idle"]
+    assert marks[-1] == "idle:" + marks[-2].split(":")[1] == gc.read_mark(tracking)
+
+    # now the second of two pages removes its object and fails before its commit
+    for content in (10, 11):
+        unused_content(Item, tracking, content)
+    forget, calls = history.forget_collected, []
+
+    def crash_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise DataJointError("simulated crash before the commit")
+        return forget(*args)
+
+    monkeypatch.setattr(history, "forget_collected", crash_second)
+    report = gc.collect(tracking, 0)
+    monkeypatch.setattr(history, "forget_collected", forget)
+    assert report.deleted_rows == 1 and len(report.errors) == 1
+    assert gc.read_mark(tracking).startswith("busy:")  # the first page's token did not settle it
+    report = gc.collect(tracking, 0)  # repairs, then settles
+    assert not report.errors and len(tracking) == 0
+    assert gc.read_mark(tracking).startswith("idle:")

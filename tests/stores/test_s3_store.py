@@ -174,6 +174,17 @@ def test_remove_many_beyond_one_delete_batch(s3_store) -> None:
     assert s3_store.get_many(list(items), missing="omit") == {}
 
 
+def test_remove_many_split_into_concurrent_requests(s3_store) -> None:
+    from dj_flows.stores import s3
+
+    count = s3.DELETE_SPLIT + 51  # more than DELETE_SPLIT keys: two DeleteObjects requests at once
+    items = {f"split/{i:04d}": b"x" for i in range(count)}
+    s3_store.put_many(items)
+    s3_store.remove_many([*items, "split/never-existed"])
+    assert s3_store.get_many(list(items), missing="omit") == {}
+    assert list(s3_store.list("split")) == []
+
+
 # -- concurrency -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("limit", [1, 4])
 def test_bulk_transfers_run_concurrently_up_to_the_limit(
