@@ -20,9 +20,10 @@ import hashlib
 import itertools
 import os
 import re
+import stat
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..errors import DataValueError
@@ -67,23 +68,37 @@ _known_checksums: dict[tuple[str, str], tuple[tuple[int, ...], uuid.UUID]] = {}
 _KNOWN_LIMIT = 100_000
 
 
+def _status_identity(status: os.stat_result) -> tuple[int, ...]:
+    return (status.st_size, status.st_ino, status.st_dev, status.st_mtime_ns, status.st_ctime_ns)
+
+
 def _identity(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
-    status = os.stat(path)
-    return os.path.realpath(path), (status.st_size, status.st_ino, status.st_dev, status.st_mtime_ns, status.st_ctime_ns)
+    return os.path.realpath(path), _status_identity(os.stat(path))
+
+
+def _remember(real: str, init_string: str, identity: tuple[int, ...], checksum: uuid.UUID) -> None:
+    if len(_known_checksums) >= _KNOWN_LIMIT:
+        _known_checksums.clear()
+    _known_checksums[(real, init_string)] = (identity, checksum)
 
 
 def remember_checksum(path: str | os.PathLike, init_string: str, checksum: uuid.UUID) -> None:
     """Record the checksum of a file just written or verified (see `file_uuid`)."""
-    if len(_known_checksums) >= _KNOWN_LIMIT:
-        _known_checksums.clear()
     real, identity = _identity(path)
-    _known_checksums[(real, init_string)] = (identity, checksum)
+    _remember(real, init_string, identity, checksum)
 
 
 def file_uuid(path: str | os.PathLike, init_string: str = "") -> uuid.UUID:
     """DataJoint's checksum of a file (MD5 of `init_string` + contents); a file unchanged since this
     process last hashed or wrote it is not read again."""
     real, identity = _identity(path)
+    return _checksum(path, real, identity, init_string)
+
+
+def _checksum(
+    path: str | os.PathLike, real: str, identity: tuple[int, ...], init_string: str
+) -> uuid.UUID:
+    """file_uuid for a file whose real path and identity the caller has just looked up."""
     known = _known_checksums.get((real, init_string))
     if known is not None and known[0] == identity:
         return known[1]
@@ -92,8 +107,8 @@ def file_uuid(path: str | os.PathLike, init_string: str = "") -> uuid.UUID:
         while chunk := stream.read(CHUNK):
             digest.update(chunk)
     checksum = uuid.UUID(bytes=digest.digest())
-    if _identity(path)[1] == identity:  # not written while we read it
-        remember_checksum(path, init_string, checksum)
+    if _status_identity(os.stat(path)) == identity:  # not written while we read it
+        _remember(real, init_string, identity, checksum)
     return checksum
 
 
@@ -182,51 +197,100 @@ def _publish(temporary: str, target: Path) -> bool:
     return True
 
 
-def _candidates(target: Path) -> itertools.chain:
+def _candidates(name: str) -> Iterator[str]:
     """The plain name, then DataJoint's aliases name_0000.ext, name_0001.ext, ..."""
-    aliases = (
-        target.with_name(f"{target.stem}_{number:04x}{target.suffix}")
-        for number in itertools.count()
-    )
-    return itertools.chain([target], aliases)
+    yield name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for number in itertools.count():
+        yield f"{stem}_{number:04x}{suffix}"
+
+
+class DownloadFolder:
+    """A download folder resolved once: its path as `Path` spells it and its real path (the key
+    of the checksum memo), so that finding each of many attachments costs one lstat, not a
+    realpath and several stats."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(Path(path))
+        self.real = os.path.realpath(self.path)
+        self._prefix = "" if self.path == "." else os.path.join(self.path, "")  # as Path joins
+
+    def find(self, name: str, checksum: uuid.UUID) -> tuple[str | None, Path]:
+        """See `find_attachment`."""
+        existing, free = self._scan(name, checksum, known_only=False)
+        return existing, Path(existing if free is None else free)
+
+    def known(self, name: str, checksum: uuid.UUID) -> str | None:
+        """The file holding this attachment if that is known without reading any file (the
+        names before it and itself unchanged since this process hashed or wrote them), else None."""
+        return self._scan(name, checksum, known_only=True)[0]
+
+    def _scan(
+        self, name: str, checksum: uuid.UUID, known_only: bool
+    ) -> tuple[str | None, str | None]:
+        """(existing file, None) or (None, first free name); (None, None) when known_only and a
+        file would have to be read to decide."""
+        init = name + "\0"
+        for candidate in _candidates(safe_name(name)):
+            path = self._prefix + candidate
+            try:
+                status = os.lstat(path)
+            except (OSError, ValueError):
+                return None, path
+            if stat.S_ISLNK(status.st_mode):  # followed, as DataJoint's is_file() does
+                if known_only:
+                    return None, None
+                if os.path.isfile(path) and file_uuid(path, init) == checksum:
+                    return path, None
+            elif stat.S_ISREG(status.st_mode):
+                real = os.path.join(self.real, candidate)
+                identity = _status_identity(status)
+                if known_only:
+                    known = _known_checksums.get((real, init))
+                    if known is None or known[0] != identity:
+                        return None, None
+                    if known[1] == checksum:
+                        return path, None
+                elif _checksum(path, real, identity, init) == checksum:
+                    return path, None
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def find_attachment(
-    name: str, checksum: uuid.UUID, download_path: str | os.PathLike
+    name: str, checksum: uuid.UUID, download_path: str | os.PathLike | DownloadFolder
 ) -> tuple[str | None, Path]:
     """(path of an existing file in download_path holding this attachment or None, first free name).
 
     Follows DataJoint's scan: the plain name, then its aliases, until a free name."""
-    init = name + "\0"
-    for candidate in _candidates(Path(download_path) / safe_name(name)):
-        if not os.path.lexists(candidate):
-            return None, candidate
-        if candidate.is_file() and file_uuid(candidate, init) == checksum:
-            return str(candidate), candidate
-    raise AssertionError("unreachable")  # pragma: no cover
+    if not isinstance(download_path, DownloadFolder):
+        download_path = DownloadFolder(download_path)
+    return download_path.find(name, checksum)
 
 
 def place_attachment(
     name: str,
     checksum: uuid.UUID,
-    download_path: str | os.PathLike,
+    download_path: str | os.PathLike | DownloadFolder,
     contents: Callable[[], bytes | memoryview],
 ) -> str:
     """Return a path in `download_path` holding the attachment, reusing a file with the same
     content and never overwriting a different one. `contents` is called only if a write is needed."""
-    folder = Path(download_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    existing, target = find_attachment(name, checksum, folder)
+    folder = download_path
+    if not isinstance(folder, DownloadFolder):
+        folder = DownloadFolder(folder)
+    Path(folder.path).mkdir(parents=True, exist_ok=True)
+    existing, target = folder.find(name, checksum)
     if existing is not None:
         return existing
     temporary = _write_temporary(target, contents())
     try:
         while not _publish(temporary, target):  # another writer took the name meanwhile
-            existing, target = find_attachment(name, checksum, folder)
+            existing, target = folder.find(name, checksum)
             if existing is not None:
                 return existing
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-    remember_checksum(target, name + "\0", checksum)  # its contents were verified before writing
+    identity = _status_identity(os.stat(target))
+    _remember(os.path.join(folder.real, target.name), name + "\0", identity, checksum)  # verified
     return str(target)

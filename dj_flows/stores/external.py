@@ -90,14 +90,20 @@ class ExternalTable(FreeTable):
 
     # -- object keys ----------------------------------------------------------------------------
     def object_key(
-        self, hash_: uuid.UUID, attachment_name: str | None = None, filepath: str | None = None
+        self,
+        hash_: uuid.UUID,
+        attachment_name: str | None = None,
+        filepath: str | None = None,
+        *,
+        subfolding: tuple[int, ...] | None = None,
     ) -> str:
         """The object's key relative to the store root (DataJoint's, whatever the stored name:
         a name holding a path separator, which no client inserts, still gives DataJoint's key;
-        the store refuses keys that would leave its root)."""
+        the store refuses keys that would leave its root). `subfolding`: the store's, when the
+        caller already has it (looking the store up costs more than the key)."""
         if filepath:
             return filepath
-        folds = self.store.subfolding
+        folds = self.store.subfolding if subfolding is None else subfolding
         try:
             return object_key(self.database, hash_.hex, folds, attachment_name)
         except ValueError:

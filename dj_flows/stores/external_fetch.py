@@ -2,10 +2,11 @@
 
 Per column: one SELECT reads the tracking rows of its hashes. Each distinct object then comes from
 the cheapest source that can be verified: a file already in download_path (attachments) or in the
-stage (filepaths) with the same content, a cache entry (fetch_cache.py), or the store. Store reads
-go in chunks, a few bulk `get_many` calls in flight at once, and each chunk is verified (size and
-hash against the tracking row), cached and decoded on its worker thread while later chunks are
-still on the network.
+stage (filepaths) with the same content, a cache entry (fetch_cache.py), or the store. Copies this
+process wrote or checked, unchanged since, need no hashing: they are taken first, in the calling
+thread (no hand-offs); only the rest is checked on worker threads. Store reads go in chunks, a
+few bulk `get_many` calls in flight at once, and each chunk is verified (size and hash against the
+tracking row), cached and decoded on its worker thread while later chunks are still on the network.
 Nothing unverified is ever returned: a bad cache entry is discarded and fetched again, a bad store
 object raises StoreError naming the store, table, attribute and key.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends import PH
+from ..codecs.attach import DownloadFolder
 from ..errors import DataJointError, StoreError
 from . import fetch_cache
 from .cache import get_cache
@@ -87,14 +89,19 @@ class _Column:
         self.info = info
         self.squeeze = squeeze
         self.download_path = download_path
+        self.folder: DownloadFolder | None = None  # resolved on first use
+        self.subfolding = tuple(self.store.subfolding)
         self.cache = get_cache() if self.kind != "filepath" else None
+        self.blocks = fetch_cache.reader() if self.cache is not None else None
         self.keys: dict[bytes, str] = {}
 
     # -- keys and checks ------------------------------------------------------------------------
     def key(self, hash_: bytes) -> str:
         _, attachment_name, filepath, _ = self.info[hash_]
         try:
-            key = self.tracking.object_key(uuid.UUID(bytes=hash_), attachment_name, filepath)
+            key = self.tracking.object_key(
+                uuid.UUID(bytes=hash_), attachment_name, filepath, subfolding=self.subfolding
+            )
             return self.store.check_key(key)
         except (ValueError, StoreError) as error:
             raise _Problem(
@@ -117,19 +124,29 @@ class _Column:
             raise _Problem(hash_, "cannot be placed: the store has no 'stage' folder")
         return Path(stage).absolute() / self.keys[hash_]
 
+    def download_folder(self) -> DownloadFolder:
+        if self.folder is None:
+            self.folder = DownloadFolder(self.download_path)
+        return self.folder
+
     # -- stage 1: what is already here ----------------------------------------------------------
-    def local(self, hash_: bytes) -> tuple[str, Any] | None:
-        """('path', p) for a verified local copy, ('data', bytes) for a verified cache hit."""
-        from ..codecs.attach import file_uuid, find_attachment
+    def local(self, hash_: bytes, known_only: bool = False) -> tuple[str, Any] | None:
+        """('path', p) for a verified local copy, ('data', bytes) for a verified cache hit.
+        known_only: only what needs no hashing to verify (this process wrote or checked it)."""
+        from ..codecs.attach import file_uuid
 
         size, attachment_name, _, contents_hash = self.info[hash_]
         if self.kind == "attach":
-            existing, _ = find_attachment(
-                attachment_name, uuid.UUID(bytes=hash_), self.download_path
-            )
+            folder, checksum = self.download_folder(), uuid.UUID(bytes=hash_)
+            if known_only:
+                existing = folder.known(attachment_name, checksum)
+            else:
+                existing, _ = folder.find(attachment_name, checksum)
             if existing is not None:
                 return ("path", existing)
         elif self.kind == "filepath":
+            if known_only:
+                return None
             target = self.stage_target(hash_)
             if (
                 contents_hash is not None
@@ -140,7 +157,14 @@ class _Column:
                 return ("path", str(target))
             return None
         if self.cache is not None:
-            hit = fetch_cache.lookup(self.cache, hash_, size, lambda data: self.verify(hash_, data))
+            hit = fetch_cache.lookup(
+                self.cache,
+                hash_,
+                size,
+                lambda data: self.verify(hash_, data),
+                self.blocks,
+                known_only,
+            )
             if hit is not None:
                 return ("data", hit)
         return None
@@ -180,7 +204,10 @@ class _Column:
 
         # a buffer this fetch owns and may change (a cache read) is decoded in place: writable
         # arrays without a copy; any other buffer (bytes from a store) is copied out as usual
-        return {h: unpack(data, squeeze=self.squeeze, copy=not _owned(data)) for h, data in items.items()}
+        return {
+            h: unpack(data, squeeze=self.squeeze, copy=not _owned(data))
+            for h, data in items.items()
+        }
 
     # -- files ----------------------------------------------------------------------------------
     def group(self, hash_: bytes) -> str:
@@ -202,7 +229,7 @@ class _Column:
             return str(target)
         name = self.info[hash_][1]
         return place_attachment(
-            name, uuid.UUID(bytes=hash_), self.download_path, lambda: data[hash_]
+            name, uuid.UUID(bytes=hash_), self.download_folder(), lambda: data[hash_]
         )
 
     def place_group(self, hashes: list[bytes], data: dict[bytes, Any]) -> dict[bytes, str]:
@@ -245,8 +272,8 @@ def _fetch(column: _Column, hashes: list[bytes]) -> dict[bytes, Any]:
     untracked = [h for h in hashes if h not in column.info]
     if untracked:
         raise _Problem(untracked[0], f"is not tracked in {column.tracking.table_name}")
-    for hash_ in hashes:
-        column.keys[hash_] = column.key(hash_)
+    if column.kind == "filepath":  # the stage is looked up by key
+        column.keys.update((h, column.key(h)) for h in hashes)
     workers = FETCH_WORKERS if len(hashes) >= PARALLEL_MIN else 1
     size = max(1, transfer_concurrency())
 
@@ -256,8 +283,8 @@ def _fetch(column: _Column, hashes: list[bytes]) -> dict[bytes, Any]:
     data: dict[bytes, bytes] = {}
     if not (blobs and column.cache is None):
 
-        def look(batch: list[bytes]) -> list:
-            results = [column.local(h) for h in batch]
+        def look(batch: list[bytes], known_only: bool = False) -> list:
+            results = [column.local(h, known_only) for h in batch]
             if blobs:
                 hits = {h: r[1] for h, r in zip(batch, results) if r is not None}
                 values = column.decode_blobs(hits)
@@ -266,8 +293,7 @@ def _fetch(column: _Column, hashes: list[bytes]) -> dict[bytes, Any]:
                 ]
             return results
 
-        batches = _chunks(hashes, size)
-        for batch, results in zip(batches, _run([lambda b=b: look(b) for b in batches], workers)):
+        def collect(batch: list[bytes], results: list) -> None:
             for hash_, result in zip(batch, results):
                 if result is None:
                     continue
@@ -276,9 +302,17 @@ def _fetch(column: _Column, hashes: list[bytes]) -> dict[bytes, Any]:
                 else:
                     found[hash_] = result[1]
 
+        # what this process already checked (unchanged since) needs no hashing: taken here, in
+        # this thread, with no hand-offs; only the rest (to hash, or absent) goes to the workers
+        collect(hashes, look(hashes, known_only=True))
+        batches = _chunks([h for h in hashes if h not in found and h not in data], size)
+        for batch, results in zip(batches, _run([lambda b=b: look(b) for b in batches], workers)):
+            collect(batch, results)
+
     # 2. the rest from the store, chunk by chunk, each decoded (blobs) or written (files whose
     # name no other object of the column shares) by its worker as soon as it arrives
     remote = [h for h in hashes if h not in found and h not in data]
+    column.keys.update((h, column.key(h)) for h in remote if h not in column.keys)
     alone = _alone(column, [h for h in hashes if h not in found])
 
     def finish(got: dict[bytes, Any]) -> tuple[dict[bytes, Any], dict[bytes, Any]]:

@@ -16,12 +16,11 @@ in a cache folder both share) are read too, and verified by the full MD5 as befo
 from __future__ import annotations
 
 import struct
-import uuid
 import zlib
 from collections.abc import Callable
 
 from ..codecs.blob_format import ZL123
-from .cache import ObjectCache
+from .cache import Blocks, ObjectCache
 
 MAGIC = b"DJFC"
 STORED, INFLATED = 0, 1
@@ -29,6 +28,7 @@ HEADER = struct.Struct("<4sB16sI")  # magic, payload kind, object hash, CRC-32 o
 SUFFIX = ".dj"
 INFLATE_ABOVE_RATIO = 0.5  # keep a blob inflated when it compressed to more than half its size
 _LENGTH = struct.Struct("<Q")
+BLOB_PHASE = 3  # an uncompressed blob puts a top-level array's data 21 + 8 * ndim bytes in
 
 
 def inflated(stored: bytes) -> bytes | None:
@@ -75,10 +75,19 @@ def _payload(hash_: bytes, data: bytes, size: int, check_crc: bool = True) -> me
 
 
 def lookup(
-    cache: ObjectCache, hash_: bytes, size: int, verify_stored: Callable[[bytes], bool]
+    cache: ObjectCache,
+    hash_: bytes,
+    size: int,
+    verify_stored: Callable[[bytes], bool],
+    blocks: Blocks | None = None,
+    known_only: bool = False,
 ) -> memoryview | bytes | None:
-    """A verified hit: the object as stored, or (blobs) inflated; None on a miss."""
-    hex_ = uuid.UUID(bytes=hash_).hex
+    """A verified hit: the object as stored, or (blobs) inflated; None on a miss (or, with
+    known_only, for an entry this process has not checked: see ObjectCache.get).
+
+    blocks: buffers to read into, from `reader()`: the payload of an uncompressed blob then starts
+    3 bytes past an 8-byte boundary, so its arrays (21 + 8 * ndim bytes in) are aligned views."""
+    hex_ = hash_.hex()  # the UUID's hex
     found: list[memoryview] = []
 
     def check(data: bytes) -> bool:
@@ -87,13 +96,21 @@ def lookup(
             found.append(payload)
         return payload is not None
 
-    data = cache.get(hex_ + SUFFIX, verify=check)
+    data = cache.get(hex_ + SUFFIX, verify=check, allocate=blocks, known_only=known_only)
     if data is not None:  # a known-good entry skips `check`: its header is still read
         return found[0] if found else _payload(hash_, data, size, check_crc=False)
-    return cache.get(hex_, expected_size=size, verify=verify_stored)  # DataJoint's entry
+    allocate = None if blocks is None else blocks.shifted(HEADER.size)
+    return cache.get(
+        hex_, expected_size=size, verify=verify_stored, allocate=allocate, known_only=known_only
+    )
+
+
+def reader() -> Blocks:
+    """Buffers for the hits of one fetch (see `lookup`)."""
+    return Blocks(phase=(BLOB_PHASE - HEADER.size) % 16)
 
 
 def keep(
     cache: ObjectCache, hash_: bytes, stored: bytes, blob_inflated: bytes | None = None
 ) -> None:
-    cache.put(uuid.UUID(bytes=hash_).hex + SUFFIX, entry(hash_, stored, blob_inflated))
+    cache.put(hash_.hex() + SUFFIX, entry(hash_, stored, blob_inflated))

@@ -37,3 +37,29 @@ def test_placed_attachment_is_known_without_hashing(tmp_path):
     placed = attach.place_attachment("c.txt", checksum, tmp_path, lambda: data)
     assert attach._known_checksums[(os.path.realpath(placed), "c.txt\0")][1] == checksum
     assert attach.place_attachment("c.txt", checksum, tmp_path, lambda: b"never called") == placed
+
+
+def test_download_folder_knows_only_files_it_hashed_or_wrote(tmp_path):
+    """DownloadFolder.known answers without reading any file: a file this process has not hashed
+    (or that changed since) is left to find(), which hashes it."""
+    data = b"known contents" * 50
+    checksum = attach.content_uuid(data, "k.bin\0")
+    (tmp_path / "k.bin").write_bytes(data)  # written by someone else
+    folder = attach.DownloadFolder(tmp_path)
+    assert folder.known("k.bin", checksum) is None
+    assert folder.find("k.bin", checksum) == (str(tmp_path / "k.bin"), tmp_path / "k.bin")
+    assert folder.known("k.bin", checksum) == str(tmp_path / "k.bin")
+    other = attach.content_uuid(b"other", "k.bin\0")
+    assert folder.known("k.bin", other) is None  # k.bin differs and the next name is free
+    assert folder.find("k.bin", other) == (None, tmp_path / "k_0000.bin")
+    time.sleep(0.01)
+    (tmp_path / "k.bin").write_bytes(data)  # rewritten: same bytes, but it must be hashed again
+    assert folder.known("k.bin", checksum) is None
+
+
+def test_download_folder_spells_paths_as_pathlib(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = b"here"
+    checksum = attach.content_uuid(data, "h.txt\0")
+    assert attach.place_attachment("h.txt", checksum, ".", lambda: data) == "h.txt"
+    assert attach.place_attachment("h.txt", checksum, "./sub/", lambda: data) == "sub/h.txt"

@@ -217,3 +217,36 @@ def test_datajoint_style_entries_are_read_and_verified_by_md5(schema, Item, cach
     finally:
         get_store("shared").put_many(saved)
     assert np.array_equal((Item & key).fetch1("blob"), value)
+
+
+def test_many_hits_are_aligned_writable_and_an_entry_changed_in_place_is_checked_again(
+    schema, Item, cache, tmp_path
+):
+    """A fetch of several rows takes the entries this process checked in its own thread (no
+    hashing); their arrays view the read buffers, aligned and writable. An entry written in
+    place since (same size) is not known good any more: it is checked, discarded and fetched."""
+    rng = np.random.default_rng(70)
+    values = {i: rng.standard_normal(3000) for i in range(70, 78)}
+    Item.insert({"id": i, "blob": v} for i, v in values.items())
+    query = Item & [{"id": i} for i in values]
+    query.fetch("blob", order_by="id")  # fills the cache
+    saved = remove_objects(schema, "shared")
+    try:
+        second = query.fetch("blob", order_by="id")  # the store is empty: all from the cache
+        for got, want in zip(second, values.values()):
+            assert np.array_equal(got, want)
+            assert got.flags.writeable and got.flags.aligned
+        second[0][0] = 42.0  # the caller owns the arrays
+        hex_ = uuid_from_buffer(pack(values[73])).hex
+        path = cache_files(cache)[hex_]
+        good = path.read_bytes()
+        time.sleep(0.01)
+        path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # same size, same inode
+        with pytest.raises(StoreError, match="is missing"):
+            query.fetch("blob", order_by="id")  # checked, discarded, and the store has none
+        assert hex_ not in cache_files(cache)
+    finally:
+        get_store("shared").put_many(saved)
+    third = query.fetch("blob", order_by="id")
+    assert all(np.array_equal(g, w) for g, w in zip(third, values.values()))
+    assert cache_files(cache)[hex_].read_bytes() == good

@@ -10,11 +10,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dj_flows.errors import StoreError
 from dj_flows.settings import config
 from dj_flows.stores import ObjectCache, get_cache, subfold, uuid_from_buffer
+from dj_flows.stores.cache import Blocks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -179,3 +181,51 @@ def test_several_processes_share_a_folder(tmp_path: Path) -> None:
         if path.is_file():
             assert not path.name.startswith("."), "no temporary file left behind"
             assert uuid_from_buffer(path.read_bytes()).hex == path.name  # every entry intact
+
+
+def test_known_only_serves_only_entries_checked_by_this_process(tmp_path: Path) -> None:
+    """known_only returns an entry only if this process wrote or verified it and it is unchanged
+    since; anything else is left unread and untouched for the caller's full check."""
+    writer = ObjectCache(tmp_path)
+    key, data = content(5, 400)
+    writer.put(key, data)
+    assert writer.get(key, known_only=True) == data
+    reader = ObjectCache(tmp_path)  # another process: it has checked nothing yet
+    path = reader.path(key)
+    mtime = path.stat().st_mtime_ns
+    assert reader.get(key, known_only=True) is None
+    assert path.stat().st_mtime_ns == mtime  # not touched either
+    assert reader.get(key, verify=matches_key(key)) == data
+    assert reader.get(key, known_only=True) == data
+    time.sleep(0.01)
+    path.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])  # same size, in place
+    assert reader.get(key, known_only=True) is None  # its identity changed: not known good
+    assert reader.get(key, verify=matches_key(key)) is None  # the full check discards it
+    assert not path.exists()
+
+
+def test_blocks_hand_out_disjoint_writable_buffers_at_their_phase() -> None:
+    blocks = Blocks(phase=3, block=1 << 16)
+    buffers = [blocks(size) for size in (10, 1000, 5000, 20_000, 30_000, 1 << 15)]
+    shifted = blocks.shifted(25)(77)
+    spans = []
+    for view, phase in [*((b, 3) for b in buffers), (shifted, 12)]:
+        address = np.frombuffer(view, np.uint8).ctypes.data
+        assert address % 16 == phase and not view.readonly
+        spans.append((address, address + len(view)))
+    assert [len(b) for b in buffers] == [10, 1000, 5000, 20_000, 30_000, 1 << 15]
+    spans.sort()
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+
+
+def test_a_file_that_grows_while_read_is_not_returned(tmp_path: Path) -> None:
+    cache = ObjectCache(tmp_path)
+    key, data = content(6, 300)
+    cache.put(key, data)
+
+    def grow(size: int) -> memoryview:
+        with open(cache.path(key), "ab") as stream:  # another writer appends after the stat
+            stream.write(b"more")
+        return memoryview(bytearray(size))
+
+    assert cache.get(key, allocate=grow) is None
