@@ -9,10 +9,12 @@
 
 Rows are read along the primary key (export_paging.py), a page at a time, and converted into
 record batches of about `batch_bytes` (64 MiB by default) (export_columns.py): each batch is filled
-from CHUNKS pages, and array data is copied once, from the fetched blob bytes into the batch's Arrow
-buffer, so the rows in memory are one batch plus a fraction of one. `to_parquet` and `to_arrow` read
-the next page in a background thread while a batch is converted and written (the numpy copies and the
-Parquet writer release the GIL).
+from CHUNKS pages, and array data is copied once, from the fetched blob bytes into a page-sized
+buffer (export_blobs.Stacked). `to_parquet` writes each row group from those page buffers as they
+are (`batches(pieces=True)`: a table with one chunk per page); record batches copy them into one
+buffer. The rows in memory are one batch plus a fraction of one. `to_parquet` and `to_arrow` read
+the next pages in a background thread while a batch is converted and written (the numpy copies and
+the Parquet writer release the GIL).
 
 Column types follow the declared types; blob columns take the layout their values need
 (export_layout.py), decided on the first batch. If a later batch needs a wider layout (an array of
@@ -31,7 +33,7 @@ import pyarrow as pa
 
 from . import export_provenance as provenance
 from .errors import DataJointError
-from .export_blobs import predecode
+from .export_blobs import Stacked, predecode
 from .export_columns import Column
 from .export_decode import decode
 from .export_layout import BLOB, Layout
@@ -39,10 +41,10 @@ from .export_paging import Pager, Reader
 
 DEFAULT_BATCH_BYTES = 64 << 20
 MAX_RESTARTS = 4
-CHUNKS = 8  # pages per record batch
-AHEAD = (
-    3  # pages waiting in the background reader, besides the one it reads (raw rows <= 1/2 batch)
-)
+CHUNKS = 16  # pages per record batch
+# pages waiting in the background reader, besides the one it reads: while the Parquet writer holds
+# one batch, up to 11/16 of the next is read ahead (Python/numpy peak ~1.8 batches, under 2)
+AHEAD = 11
 LAYOUT_HINTS = ("blob", "variable")
 
 __all__ = [
@@ -136,11 +138,14 @@ class Exporter:
             self.query, self.schema(), row_count=self.rows, started=self.started, extra=extra
         )
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self, pieces: bool = False) -> Iterator[pa.RecordBatch]:
         """Record batches of about `batch_bytes` each (or `batch_rows` rows), each read in CHUNKS
         smaller pages so that the raw rows being converted are a fraction of the batch they fill;
         pages are read ahead in the background unless converting them uses the database.
-        ExportLayoutError if some rows need a wider layout than rows already converted."""
+        ExportLayoutError if some rows need a wider layout than rows already converted.
+
+        pieces: yield each batch as a pa.Table whose columns keep one chunk per page (what a
+        Parquet row group is written from), sparing the copy of tensors into one buffer."""
         reader = Reader(
             Pager(
                 self.query,
@@ -162,15 +167,25 @@ class Exporter:
                     return
                 if page.holder is not None:
                     chunk = page.holder.pop()
-                    builders = self._add(chunk, builders, page.capacity)
+                    builders = self._add(chunk, builders, page.capacity, pieces)
                     del chunk
                 if not page.last:
                     continue
                 del page
-                arrays = [builder.finish() for builder in builders]
-                builders = None
-                batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema())
-                del arrays
+                schema = self.schema()
+                if pieces:
+                    columns = [
+                        pa.chunked_array(builder.chunks(), type=field.type)
+                        for builder, field in zip(builders, schema)
+                    ]
+                    builders = None
+                    batch = pa.Table.from_arrays(columns, schema=schema)
+                    del columns
+                else:
+                    arrays = [builder.finish() for builder in builders]
+                    builders = None
+                    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+                    del arrays
                 self.rows += batch.num_rows
                 self.emitted = True
                 yield batch
@@ -180,16 +195,22 @@ class Exporter:
 
     def _predecode(self, columns: list[list]) -> None:
         """Decode the blobs of a page where it is read (in the reader thread when reading ahead);
-        columns kept as stored blob bytes stay as they are."""
-        for column, values in zip(self.columns, columns):
+        columns kept as stored blob bytes stay as they are. A page of equal arrays becomes one
+        Stacked buffer."""
+        for i, (column, values) in enumerate(zip(self.columns, columns)):
             if (
                 column.role == "blob"
                 and self.hints.get(column.name) != "blob"
                 and not (column.preset is not None and column.preset.kind == "blob")
             ):
-                predecode(values, column.name)
+                data = predecode(values, column.name)
+                if data is not None:
+                    columns[i] = Stacked(values, data)
+                    del values
 
-    def _add(self, chunk: list[list], builders: list | None, capacity: int) -> list:
+    def _add(
+        self, chunk: list[list], builders: list | None, capacity: int, pieces: bool = False
+    ) -> list:
         """Convert a chunk of raw rows into the batch being built (builders made on first use)."""
         states = []
         wider: dict[str, Layout] = {}
@@ -211,7 +232,7 @@ class Exporter:
             if column.name in wider:
                 column.layout = wider[column.name]
         if builders is None:
-            builders = [column.builder(capacity) for column in self.columns]
+            builders = [column.builder(capacity, pieces) for column in self.columns]
         for i, builder in enumerate(builders):
             builder.add(chunk[i], states[i])
             chunk[i] = states[i] = None  # the raw values of this column are no longer needed

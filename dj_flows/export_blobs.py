@@ -4,9 +4,11 @@
 memory-order change overlap the Parquet writer: most blob columns of a pipeline hold plain numeric
 arrays, stored uncompressed when they are large and incompressible (see codecs/blob.py), and for
 those the dtype, shape and data offset are read from the blob header and the column-major data is
-copied once, straight into a C-order array (no intermediate array); anything else goes through
-`codecs.blob.unpack`. Each row's bytes are released as soon as it is decoded, so a page never holds
-both in full. The builders then fill one preallocated buffer per batch with plain C-order copies.
+copied once, straight into C order (no intermediate array); anything else goes through
+`codecs.blob.unpack`. A page whose arrays share one dtype and shape is decoded into one
+(rows, *shape) buffer (`Stacked`), which a Parquet row group takes as one chunk without another
+copy (`TensorPieces`); record batches copy the pages into one preallocated buffer per batch
+(`TensorBuilder`). Each row's bytes are released as soon as it is decoded.
 """
 
 from __future__ import annotations
@@ -79,14 +81,41 @@ def decode_one(raw: Any) -> Any:
     return value
 
 
-def predecode(values: MutableSequence[Any], column: str) -> None:
-    """Decode a page's blobs in place, releasing each row's bytes as it goes."""
+class Stacked(list):
+    """A page of arrays of one dtype and shape, decoded into one C-order (rows, *shape) buffer
+    (`data`): the list holds views of its rows, which layouts and builders read like any values,
+    and a batch built from pages takes `data` as it is (no copy)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, values: list, data: np.ndarray) -> None:
+        super().__init__(values)
+        self.data = data
+
+
+def predecode(values: MutableSequence[Any], column: str) -> np.ndarray | None:
+    """Decode a page's blobs in place, releasing each row's bytes as it goes. A page of plain
+    arrays all of one dtype and shape is decoded into one (rows, *shape) buffer, which is returned
+    (the values are then views of its rows); otherwise each value is its own array and None is
+    returned."""
+    headers = [peek(raw) for raw in values]
+    first = headers[0] if headers else None
+    if first is not None and all(
+        h is not None and h[0] == first[0] and h[1] == first[1] for h in headers
+    ):
+        data = np.empty((len(values), *first[1]), first[0])
+        for i, header in enumerate(headers):
+            _copy_into(data[i], values[i], header)
+            values[i] = data[i]
+        return data
+    del headers
     for i, raw in enumerate(values):
         if raw is not None:
             try:
                 values[i] = decode_one(raw)
             except BlobError as error:
                 raise BlobError(f"export: column {column!r}, row {i} of a page: {error}") from None
+    return None
 
 
 def blob_layout(values: MutableSequence[Any], start: Layout | None) -> tuple[Layout, Any]:
@@ -120,6 +149,11 @@ class TensorBuilder:
         data, start = self.data, self.filled
         if start + len(values) > len(data):
             raise LayoutError(f"a batch got more than the {len(data)} rows it was sized for")
+        if fits(values, self.layout):
+            data[start : start + len(values)] = values.data  # one copy of the whole page
+            values[:] = [None] * len(values)
+            self.filled = start + len(values)
+            return
         for i, value in enumerate(values):
             if value is None:
                 data[start + i] = 0
@@ -132,6 +166,41 @@ class TensorBuilder:
     def finish(self) -> pa.Array:
         mask = self.mask[: self.filled]
         return tensor_array(self.layout, self.data[: self.filled], mask if mask.any() else None)
+
+    def chunks(self) -> list[pa.Array]:
+        return [self.finish()]
+
+
+def fits(values: Any, layout: Layout) -> bool:
+    """Whether `values` is a Stacked page whose buffer holds exactly `layout`'s arrays."""
+    return (
+        isinstance(values, Stacked)
+        and values.data.dtype == np.dtype(layout.dtype)
+        and values.data.shape[1:] == tuple(layout.shape or ())
+    )
+
+
+class TensorPieces:
+    """A batch's tensors as one Arrow array per page: a Stacked page that fits is taken as it
+    is, any other page is copied into a page-sized buffer. For writers that take chunked columns
+    (a Parquet row group), this saves the copy into one batch-sized buffer."""
+
+    def __init__(self, layout: Layout, capacity: int = 0) -> None:
+        self.layout = layout
+        self.arrays: list[pa.Array] = []
+
+    def add(self, values: MutableSequence[Any], state: Any = None) -> None:
+        if fits(values, self.layout):
+            self.arrays.append(tensor_array(self.layout, values.data, None))
+            values[:] = [None] * len(values)
+            return
+        builder = TensorBuilder(self.layout, len(values))
+        builder.add(values)
+        self.arrays.append(builder.finish())
+
+    def chunks(self) -> list[pa.Array]:
+        arrays, self.arrays = self.arrays, []
+        return arrays
 
 
 class VarTensorBuilder:
@@ -176,3 +245,6 @@ class VarTensorBuilder:
         return var_tensor_array(
             self.layout, data, offsets, self.shapes, mask if mask.any() else None
         )
+
+    def chunks(self) -> list[pa.Array]:
+        return [self.finish()]

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .errors import DataJointError
-from .export_blobs import TensorBuilder, VarTensorBuilder, blob_array, blob_layout
+from .export_blobs import (
+    TensorBuilder,
+    TensorPieces,
+    VarTensorBuilder,
+    blob_array,
+    blob_layout,
+)
 from .export_layout import Layout, LayoutError, encode, infer, infer_computed
 from .heading import Attribute
 
@@ -182,12 +188,14 @@ class Column:
             return infer_computed(values, self.layout), None
         return None, None
 
-    def builder(self, capacity: int) -> Any:
-        """Collects this column's arrays for one record batch of up to `capacity` rows."""
+    def builder(self, capacity: int, pieces: bool = False) -> Any:
+        """Collects this column's arrays for one record batch of up to `capacity` rows; with
+        `pieces`, tensors stay one array per page (see TensorPieces)."""
         layout = self.layout
         if self.role in ("blob", "external_blob") and layout is not None:
             if layout.kind == "tensor":
-                return _Values(self, TensorBuilder(layout, capacity))
+                kind = TensorPieces if pieces else TensorBuilder
+                return _Values(self, kind(layout, capacity))
             if layout.kind == "var_tensor" and not layout.is_complex:
                 return _Values(self, VarTensorBuilder(layout, capacity))
         return _Chunks(self)
@@ -314,6 +322,9 @@ class _Values:
     def finish(self) -> pa.Array:
         return self.builder.finish()
 
+    def chunks(self) -> list[pa.Array]:
+        return self.builder.chunks()
+
 
 class _Chunks:
     """Any other column: one Arrow array per chunk, concatenated at the end of the batch."""
@@ -328,6 +339,10 @@ class _Chunks:
     def finish(self) -> pa.Array:
         arrays, self.arrays = self.arrays, []
         return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+
+    def chunks(self) -> list[pa.Array]:
+        arrays, self.arrays = self.arrays, []
+        return arrays
 
 
 def external_info(

@@ -136,7 +136,7 @@ def _write_file(
         raise DataJointError(
             f"export: {path!r} is a folder; give a file name (or partition_by to write a folder)"
         )
-    batches = exporter.batches()
+    batches = exporter.batches(pieces=True)  # one table (chunked by page) per row group
     batch = next(batches, None)  # the first page decides the column layouts
     schema = exporter.schema()
     local = _is_local(fs)
@@ -151,7 +151,7 @@ def _write_file(
         writer = pq.ParquetWriter(sink, schema, **writer_options)
         try:
             while batch is not None:
-                writer.write_batch(batch)
+                writer.write_table(batch, row_group_size=max(1, batch.num_rows))
                 del batch
                 batch = next(batches, None)
             record = exporter.provenance()

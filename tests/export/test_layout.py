@@ -14,7 +14,9 @@ from dj_flows.codecs.blob import pack, unpack
 from dj_flows.codecs.matlab import MatStruct
 from dj_flows.errors import DataJointError
 from dj_flows.export_blobs import (
+    Stacked,
     TensorBuilder,
+    TensorPieces,
     VarTensorBuilder,
     blob_array,
     blob_layout,
@@ -275,6 +277,40 @@ def test_predecode_releases_raw_values_and_builders_copy_them_in_c_order():
         same(x, y)
         for x, y in zip(ragged, decode(Layout("var_tensor", "<i2", ndim=2), builder.finish()))
     )
+
+
+def test_a_page_of_equal_arrays_is_one_buffer_a_row_group_takes_without_a_copy():
+    arrays = [np.arange(12, dtype="f4").reshape(3, 4) * k for k in range(3)]
+    values = [pack(a, compress=False) for a in arrays]
+    data = predecode(values, "c")
+    assert data is not None and data.shape == (3, 3, 4) and data.flags.c_contiguous
+    assert all(np.shares_memory(v, data) and same(v, a) for v, a in zip(values, arrays))
+    layout, _ = blob_layout(values, None)
+    page = Stacked(values, data)
+    pieces = TensorPieces(layout)
+    pieces.add(page)
+    assert list(page) == [None] * 3  # the views are released; the chunk holds the buffer
+    (chunk,) = pieces.chunks()
+    assert chunk.storage.values.buffers()[1].address == data.ctypes.data
+    assert all(same(x, y) for x, y in zip(arrays, decode(layout, chunk)))
+    builder = TensorBuilder(layout, 4)  # a record batch copies the page in one step
+    builder.add(Stacked([v for v in data], data))
+    assert all(same(x, y) for x, y in zip(arrays, decode(layout, builder.finish())))
+
+
+def test_a_page_with_a_null_or_another_shape_is_decoded_row_by_row():
+    a = np.ones((2, 2), "f8")
+    for raws in ([pack(a, compress=False), None], [pack(a), pack(np.ones((3, 2)))]):
+        values = list(raws)
+        assert predecode(values, "c") is None
+        layout, _ = blob_layout(values, None)
+        if layout.kind != "tensor":
+            continue
+        pieces = TensorPieces(layout)
+        pieces.add(values)  # copied into a page-sized buffer, nulls masked
+        (chunk,) = pieces.chunks()
+        assert chunk.is_null().to_pylist() == [False, True]
+        assert same(decode(layout, chunk)[0], a)
 
 
 def test_corrupt_blob_names_its_column():

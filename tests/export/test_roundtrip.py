@@ -417,3 +417,6 @@ def test_parquet_gets_every_row_once_with_read_ahead(db, tmp_path, rows):
         for s, t in zip(table.column("subject").to_pylist(), table.column("trial").to_pylist())
     ] == keys
     assert pq.ParquetFile(target).metadata.num_row_groups == -(-len(keys) // rows)
+    # row groups written from page-sized chunks hold what record batches hold
+    whole = export.to_arrow(db.Kinds.proj("image", "ragged"), batch_rows=rows)
+    assert table.equals(whole, check_metadata=False)
