@@ -17,7 +17,7 @@ from dj_flows.errors import StoreError
 from dj_flows.stores import fetch_cache, get_store
 from dj_flows.stores.layout import subfold, uuid_from_buffer
 
-from .helpers import write
+from .helpers import declare_item, write
 
 pytestmark = pytest.mark.s3
 
@@ -29,17 +29,7 @@ def schema(stores, make_schema):
 
 @pytest.fixture(scope="module")
 def Item(schema):
-    @schema
-    class Item(dj.Manual):
-        definition = """
-        id : int
-        ---
-        blob = null : blob@shared
-        doc = null : attach@shared
-        local_blob = null : blob@local
-        """
-
-    return Item
+    return declare_item(schema, blob="blob", attach="doc", local="local_blob")
 
 
 @pytest.fixture

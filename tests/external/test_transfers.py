@@ -15,7 +15,7 @@ from dj_flows.errors import BlobError, DataJointError
 from dj_flows.stores import Store, clear_store_cache, get_store
 
 from ..support.delay_proxy import DelayProxy
-from .helpers import objects_under, write
+from .helpers import declare_item, objects_under, write
 
 pytestmark = pytest.mark.s3
 
@@ -27,17 +27,7 @@ def schema(stores, make_schema):
 
 @pytest.fixture(scope="module")
 def Item(schema):
-    @schema
-    class Item(dj.Manual):
-        definition = """
-        id : int
-        ---
-        b = null : blob@shared
-        a = null : attach@shared
-        f = null : blob@local
-        """
-
-    return Item
+    return declare_item(schema, blob="b", attach="a", local="f")
 
 
 @pytest.fixture
