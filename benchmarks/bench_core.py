@@ -17,11 +17,12 @@ MySQL comes from DJ_HOST / DJ_USER / DJ_PASS (default 127.0.0.1, root, empty pas
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import uuid
 import warnings
 from collections.abc import Callable
+
+import mysql_login
 
 DEFINITION = """
 # a small row
@@ -46,30 +47,10 @@ def _timed(action: Callable[[], object], reset: Callable[[], object] | None = No
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _settings() -> tuple[str, int, str, str]:
-    return (
-        os.environ.get("DJ_HOST", "127.0.0.1"),
-        int(os.environ.get("DJ_PORT", "3306")),
-        os.environ.get("DJ_USER", "root"),
-        os.environ.get("DJ_PASS", ""),
-    )
-
-
 def setup_ours(database: str):
     import dj_flows
 
-    host, port, user, password = _settings()
-    dj_flows.config.update(
-        {
-            "database.backend": "mysql",
-            "database.host": host,
-            "database.port": port,
-            "database.user": user,
-            "database.password": password,
-            "database.use_tls": False,
-            "safemode": False,
-        }
-    )
+    dj_flows.config.update(mysql_login.ours())
     schema = dj_flows.Schema(database, {})
 
     class Small(dj_flows.Manual):
@@ -83,17 +64,7 @@ def setup_theirs(database: str):
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     import datajoint
 
-    host, port, user, password = _settings()
-    datajoint.config.update(
-        {
-            "database.host": f"{host}:{port}",
-            "database.user": user,
-            "database.password": password,
-            "database.use_tls": False,
-            "safemode": False,
-            "loglevel": "WARNING",
-        }
-    )
+    datajoint.config.update(mysql_login.datajoint())
     datajoint.conn(reset=True)
     schema = datajoint.Schema(database, {})
 

@@ -69,6 +69,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import mysql_login  # noqa: E402
+
 from tests.support.s3server import S3Server  # noqa: E402
 
 DEFINITION = """
@@ -135,15 +137,6 @@ def timed(best: Best, action: Callable[[], object]) -> object:
     result = action()
     best.add(time.perf_counter() - wall, time.process_time() - cpu)
     return result
-
-
-def _mysql() -> tuple[str, int, str, str]:
-    return (
-        os.environ.get("DJ_HOST", "127.0.0.1"),
-        int(os.environ.get("DJ_PORT", "3306")),
-        os.environ.get("DJ_USER", "root"),
-        os.environ.get("DJ_PASS", ""),
-    )
 
 
 class Workload:
@@ -215,20 +208,8 @@ def run_ours(
 ) -> dict:
     import dj_flows as dj
 
-    host, port, user, password = _mysql()
-    dj.config.update(
-        {
-            "database.backend": "mysql",
-            "database.host": host,
-            "database.port": port,
-            "database.user": user,
-            "database.password": password,
-            "database.use_tls": False,
-            "safemode": False,
-            "cache": None,
-            "stores": {"s3": {**s3.store_spec(bucket, "djflows"), "endpoint": endpoint}},
-        }
-    )
+    spec = {**s3.store_spec(bucket, "djflows"), "endpoint": endpoint}
+    dj.config.update(mysql_login.ours(cache=None, stores={"s3": spec}))
     times = {k: Best() for k in ("insert", "fetch", "fetch cache 1st", "fetch cache 2nd")}
     schemas = []
     try:
@@ -270,28 +251,15 @@ def run_theirs(
     warnings.filterwarnings("ignore")
     import datajoint
 
-    host, port, user, password = _mysql()
-    datajoint.config.update(
-        {
-            "database.host": f"{host}:{port}",
-            "database.user": user,
-            "database.password": password,
-            "database.use_tls": False,
-            "safemode": False,
-            "loglevel": "WARNING",
-            "cache": None,
-            "stores": {
-                "s3": {
-                    "protocol": "s3",
-                    "endpoint": endpoint,
-                    "bucket": bucket,
-                    "access_key": s3.access_key,
-                    "secret_key": s3.secret_key,
-                    "location": "datajoint",
-                }
-            },
-        }
-    )
+    spec = {
+        "protocol": "s3",
+        "endpoint": endpoint,
+        "bucket": bucket,
+        "access_key": s3.access_key,
+        "secret_key": s3.secret_key,
+        "location": "datajoint",
+    }
+    datajoint.config.update(mysql_login.datajoint(cache=None, stores={"s3": spec}))
     datajoint.conn(reset=True)
     times = {"insert": Best(), "fetch": Best()}
     schemas = []

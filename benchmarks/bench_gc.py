@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import gc as garbage
-import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mysql_login  # noqa: E402
 
 from tests.support.s3server import S3Server  # noqa: E402
 
@@ -64,15 +65,6 @@ def timed(action: Callable[[], object], repeat: int = 1) -> tuple[float, object]
     return statistics.median(times), result
 
 
-def mysql() -> tuple[str, int, str, str]:
-    return (
-        os.environ.get("DJ_HOST", "127.0.0.1"),
-        int(os.environ.get("DJ_PORT", "3306")),
-        os.environ.get("DJ_USER", "root"),
-        os.environ.get("DJ_PASS", ""),
-    )
-
-
 def store_spec(s3: S3Server, bucket: str) -> dict:
     return s3.store_spec(bucket, LOCATION)
 
@@ -80,38 +72,15 @@ def store_spec(s3: S3Server, bucket: str) -> dict:
 def configure_ours(spec: dict) -> None:
     import dj_flows as dj
 
-    host, port, user, password = mysql()
-    dj.config.update(
-        {
-            "database.backend": "mysql",
-            "database.host": host,
-            "database.port": port,
-            "database.user": user,
-            "database.password": password,
-            "database.use_tls": False,
-            "safemode": False,
-            "cache": None,
-            "stores": {"s3": spec},
-        }
-    )
+    dj.config.update(mysql_login.ours(cache=None, stores={"s3": spec}))
 
 
 def datajoint_module(spec: dict):
     warnings.filterwarnings("ignore")
     import datajoint
 
-    host, port, user, password = mysql()
-    datajoint.config.update(
-        {
-            "database.host": f"{host}:{port}",
-            "database.user": user,
-            "database.password": password,
-            "database.use_tls": False,
-            "safemode": False,
-            "loglevel": "WARNING",
-            "stores": {"s3": {k: spec[k] for k in ("protocol", "endpoint", "bucket", "access_key", "secret_key", "location")}},
-        }
-    )
+    keys = ("protocol", "endpoint", "bucket", "access_key", "secret_key", "location")
+    datajoint.config.update(mysql_login.datajoint(stores={"s3": {k: spec[k] for k in keys}}))
     datajoint.conn(reset=True)
     return datajoint
 

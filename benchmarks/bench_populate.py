@@ -18,11 +18,12 @@ MySQL comes from DJ_HOST / DJ_USER / DJ_PASS (default 127.0.0.1, root, empty pas
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import uuid
 import warnings
 from collections.abc import Callable
+
+import mysql_login
 
 SOURCE = """
 source : int
@@ -32,15 +33,6 @@ TARGET = """
 ---
 value : bigint
 """
-
-
-def _settings() -> tuple[str, int, str, str]:
-    return (
-        os.environ.get("DJ_HOST", "127.0.0.1"),
-        int(os.environ.get("DJ_PORT", "3306")),
-        os.environ.get("DJ_USER", "root"),
-        os.environ.get("DJ_PASS", ""),
-    )
 
 
 def _classes(lib, sleep: float) -> tuple[type, type]:
@@ -61,12 +53,7 @@ def _classes(lib, sleep: float) -> tuple[type, type]:
 def setup_ours(database: str, sleep: float):
     import dj_flows
 
-    host, port, user, password = _settings()
-    dj_flows.config.update({
-        "database.backend": "mysql", "database.host": host, "database.port": port,
-        "database.user": user, "database.password": password, "database.use_tls": False,
-        "safemode": False,
-    })
+    dj_flows.config.update(mysql_login.ours())
     schema = dj_flows.Schema(database, {})
     Source, Target = _classes(dj_flows, sleep)
     schema(Source, context={})
@@ -77,11 +64,7 @@ def setup_ours(database: str, sleep: float):
 def setup_datajoint(database: str, sleep: float):
     import datajoint
 
-    host, port, user, password = _settings()
-    datajoint.config.update({
-        "database.host": f"{host}:{port}", "database.user": user, "database.password": password,
-        "database.use_tls": False, "safemode": False, "loglevel": "WARNING",
-    })
+    datajoint.config.update(mysql_login.datajoint())
     schema = datajoint.Schema(database, {})
     Source, Target = _classes(datajoint, sleep)
     schema(Source, context={})
