@@ -138,7 +138,7 @@ class Exporter:
             self.query, self.schema(), row_count=self.rows, started=self.started, extra=extra
         )
 
-    def batches(self, pieces: bool = False) -> Iterator[pa.RecordBatch]:
+    def batches(self, pieces: bool = False) -> Iterator[pa.RecordBatch | pa.Table]:
         """Record batches of about `batch_bytes` each (or `batch_rows` rows), each read in CHUNKS
         smaller pages so that the raw rows being converted are a fraction of the batch they fill;
         pages are read ahead in the background unless converting them uses the database.
