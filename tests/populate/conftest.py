@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-import dj_flows as dj
 from tests.populate.pipeline import declare
 
 
@@ -13,10 +12,3 @@ from tests.populate.pipeline import declare
 def pipeline(make_schema, calls_file, short_lease):
     """A new schema with Source and Square (+ Square.Note), Source empty."""
     return declare(make_schema("p"))
-
-
-def connection_settings() -> dict:
-    """The current dj.config connection entries, for a worker subprocess."""
-    from dj_flows.connection import CONNECTION_KEYS
-
-    return {key: dj.config[key] for key in CONNECTION_KEYS if dj.config.get(key) is not None}

@@ -12,15 +12,9 @@ import pytest
 
 from dj_flows.jobs import key_hash
 from tests.populate import dj_worker
-from tests.populate.conftest import connection_settings
 from tests.populate.pipeline import read_calls
-from tests.populate.test_workers import (
-    ROOT,
-    assert_each_made_once,
-    finish,
-    release_together,
-    start_worker,
-)
+from tests.populate.test_workers import assert_each_made_once, release_together
+from tests.populate.worker_control import ROOT, connection_settings, finish, start_worker
 
 pytestmark = [
     pytest.mark.parametrize("backend", ["mysql"], indirect=True),

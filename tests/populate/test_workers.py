@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import collections
 import importlib
-import json
 import os
 import re
 import signal
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 import dj_flows as dj
-from tests.populate.conftest import connection_settings
 from tests.populate.pipeline import read_calls
+from tests.populate.worker_control import finish, start_worker, wait_for
 
 pytestmark = pytest.mark.timeout(300)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def assert_each_made_once(calls_file: Path, ids: range) -> collections.Counter:
@@ -33,33 +29,6 @@ def assert_each_made_once(calls_file: Path, ids: range) -> collections.Counter:
     assert sorted(counts) == list(ids)
     assert set(counts.values()) == {1}, {k: n for k, n in counts.items() if n != 1}
     return collections.Counter(pid for _, pid, _ in calls)
-
-
-def start_worker(schema: dj.Schema, populate: dict, barrier: Path | None = None) -> subprocess.Popen:
-    settings = {
-        "config": {**connection_settings(), "jobs.lease_seconds": dj.config["jobs.lease_seconds"]},
-        "schema": schema.database,
-        "populate": populate,
-        "barrier": str(barrier) if barrier else None,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.populate.worker", json.dumps(settings)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def finish(worker: subprocess.Popen, timeout: float = 120) -> dict:
-    out, err = worker.communicate(timeout=timeout)
-    assert worker.returncode == 0, err
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("reserve_jobs", [False, True])

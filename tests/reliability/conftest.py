@@ -4,7 +4,6 @@ change), and helpers shared by the fault scenarios."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,14 +62,6 @@ def restartable_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart
     server = RestartableS3(tmp_path_factory.mktemp("s3-restartable"))
     yield server
     server.close()
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def unique(prefix: str) -> str:

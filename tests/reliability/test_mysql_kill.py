@@ -11,9 +11,9 @@ import pytest
 
 import dj_flows as dj
 from tests.populate.pipeline import declare, read_calls
+from tests.populate.worker_control import finish, start_worker, wait_for
 
-from .conftest import wait_for
-from .workers import call_counts, finish, start_worker
+from .workers import call_counts
 
 pytestmark = [pytest.mark.mysql, pytest.mark.timeout(300)]
 KEYS = 30
@@ -80,7 +80,7 @@ def test_killed_connections_roll_back_and_every_key_is_made_once(make_schema, ca
             except dj.DataJointError:
                 pass  # that session ended by itself
         time.sleep(0.2)
-    result = finish(worker)
+    result = finish(worker, timeout=180)
     assert killed >= KILLS
     lost = [key for key, message in result["error_list"]]
     assert all("LostConnection" in message or "lost" in message.lower()

@@ -13,8 +13,8 @@ import pytest
 
 import dj_flows as dj
 from dj_flows.errors import StoreError
+from tests.populate.worker_control import wait_for
 
-from .conftest import wait_for
 from .invariants import missing_objects, referenced_paths
 
 pytestmark = [pytest.mark.s3, pytest.mark.timeout(600)]

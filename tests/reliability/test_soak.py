@@ -19,10 +19,10 @@ import pytest
 import dj_flows as dj
 from dj_flows.export import read_arrow, to_parquet
 from dj_flows.stores.gc import run_gc
+from tests.populate.worker_control import connection_settings
 
 from .invariants import missing_objects, referenced_paths
 from .soak_pipeline import STORE, declare, raw_value
-from .workers import connection_settings
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]

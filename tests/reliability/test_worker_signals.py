@@ -9,9 +9,9 @@ import signal
 import pytest
 
 from tests.populate.pipeline import declare, read_calls
+from tests.populate.worker_control import start_worker, wait_for
 
-from .conftest import wait_for
-from .workers import call_counts, start_worker
+from .workers import call_counts
 
 pytestmark = pytest.mark.timeout(300)
 KEYS = 12
