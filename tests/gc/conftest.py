@@ -23,9 +23,7 @@ def store_spec(backend: str, request: pytest.FixtureRequest, tmp_path_factory) -
         spec = server.store_spec(server.new_bucket("gc"), f"loc-{uuid.uuid4().hex[:6]}")
     else:
         spec = {"protocol": "file", "location": str(tmp_path_factory.mktemp("gcstore"))}
-    saved = dict(dj.config["stores"])
-    dj.config["stores"] = {**saved, STORE: spec}
-    yield spec
-    dj.config["stores"] = saved
+    with dj.config(stores={**dj.config["stores"], STORE: spec}):
+        yield spec
 
 

@@ -25,26 +25,24 @@ UNICODE = "héllo wörld 漢字 🙂 Ωμέγα \u200b עברית"
 
 @pytest.fixture(scope="module")
 def edge(backend, make_schema, tmp_path_factory):
-    saved = dict(dj.config["stores"])
-    dj.config["stores"] = {**saved, "edge": {
-        "protocol": "file", "location": str(tmp_path_factory.mktemp("edge-store"))}}
-    schema = make_schema("edge")
+    edge_store = {"protocol": "file", "location": str(tmp_path_factory.mktemp("edge-store"))}
+    with dj.config(stores={**dj.config["stores"], "edge": edge_store}):
+        schema = make_schema("edge")
 
-    class Thing(dj.Manual):
-        definition = f"""
-        # {UNICODE}
-        id : int
-        ---
-        label = "" : varchar(255)         # {UNICODE}
-        arr = null : longblob
-        ext = null : blob@edge
-        doc = null : attach
-        xdoc = null : attach@edge
-        """
+        class Thing(dj.Manual):
+            definition = f"""
+            # {UNICODE}
+            id : int
+            ---
+            label = "" : varchar(255)         # {UNICODE}
+            arr = null : longblob
+            ext = null : blob@edge
+            doc = null : attach
+            xdoc = null : attach@edge
+            """
 
-    schema(Thing)
-    yield schema, Thing
-    dj.config["stores"] = saved
+        schema(Thing)
+        yield schema, Thing
 
 
 def test_empty_and_zero_byte_attachments(edge, tmp_path):

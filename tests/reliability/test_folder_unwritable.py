@@ -21,21 +21,19 @@ STORE = "unwritable"
 @pytest.fixture(scope="module")
 def folder_store(backend, make_schema, tmp_path_factory):
     location = tmp_path_factory.mktemp("folderstore") / "store"
-    saved = dict(dj.config["stores"])
-    dj.config["stores"] = {**saved, STORE: {"protocol": "file", "location": str(location)}}
-    schema = make_schema("fold")
+    with dj.config(stores={**dj.config["stores"], STORE: {"protocol": "file", "location": str(location)}}):
+        schema = make_schema("fold")
 
-    class Item(dj.Manual):
-        definition = """
-        id : int
-        ---
-        data : blob@unwritable
-        doc = null : attach@unwritable
-        """
+        class Item(dj.Manual):
+            definition = """
+            id : int
+            ---
+            data : blob@unwritable
+            doc = null : attach@unwritable
+            """
 
-    schema(Item)
-    yield schema, Item, location
-    dj.config["stores"] = saved
+        schema(Item)
+        yield schema, Item, location
 
 
 @pytest.mark.parametrize("where", ["location", "subfolder"])

@@ -120,9 +120,7 @@ def test_hostile_store_locations(people, location, tmp_path):
     schema, Person = people
     folder = tmp_path / location
     store = f"hostile{abs(hash(location)) % 10000}"  # a store of its own: a location is fixed
-    saved = dict(dj.config["stores"])
-    dj.config["stores"] = {**saved, store: {"protocol": "file", "location": str(folder)}}
-    try:
+    with dj.config(stores={**dj.config["stores"], store: {"protocol": "file", "location": str(folder)}}):
         Stored = type(f"Stored{store[7:]}", (dj.Manual,), {"definition": f"""
             id : int
             ---
@@ -136,6 +134,4 @@ def test_hostile_store_locations(people, location, tmp_path):
         assert list(Stored.fetch1("data")) == [1, 2, 3]
         assert any(folder.rglob("*")), "the object went somewhere else than the location"
         Stored.drop()
-    finally:
-        dj.config["stores"] = saved
     intact(schema, Person)

@@ -31,33 +31,31 @@ def outage(backend, make_schema, restartable_s3):
     bucket = restartable_s3.new_bucket("outage")
     BUCKET[:] = [bucket]
     spec = dict(restartable_s3.store_spec(bucket, "loc"), storage_options=FAST_FAIL)
-    saved = dict(dj.config["stores"])
-    dj.config["stores"] = {**saved, STORE: spec}
-    schema = make_schema("out")
+    with dj.config(stores={**dj.config["stores"], STORE: spec}):
+        schema = make_schema("out")
 
-    class Raw(dj.Manual):
-        definition = """
-        id : int
-        ---
-        data : blob@outage
-        """
+        class Raw(dj.Manual):
+            definition = """
+            id : int
+            ---
+            data : blob@outage
+            """
 
-    class Derived(dj.Computed):
-        definition = """
-        -> Raw
-        ---
-        doubled : blob@outage
-        """
+        class Derived(dj.Computed):
+            definition = """
+            -> Raw
+            ---
+            doubled : blob@outage
+            """
 
-        def make(self, key):
-            time.sleep(0.02)
-            data = (Raw & key).fetch1("data")
-            self.insert1(dict(key, doubled=data * 2))
+            def make(self, key):
+                time.sleep(0.02)
+                data = (Raw & key).fetch1("data")
+                self.insert1(dict(key, doubled=data * 2))
 
-    schema(Raw, context={"Raw": Raw})
-    schema(Derived, context={"Raw": Raw})
-    yield restartable_s3, schema, Raw, Derived
-    dj.config["stores"] = saved
+        schema(Raw, context={"Raw": Raw})
+        schema(Derived, context={"Raw": Raw})
+        yield restartable_s3, schema, Raw, Derived
 
 
 def rows(start: int, count: int) -> list[dict]:

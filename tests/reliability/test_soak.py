@@ -45,10 +45,8 @@ def soak_store(backend, request, tmp_path_factory):
 
         spec = {"protocol": "file", "location": str(tmp_path_factory.mktemp("soakstore"))}
         fs, root = fsspec.filesystem("file"), ""
-    saved = dict(dj.config["stores"])
-    dj.config["stores"] = {**saved, STORE: spec}
-    yield spec, fs, root
-    dj.config["stores"] = saved
+    with dj.config(stores={**dj.config["stores"], STORE: spec}):
+        yield spec, fs, root
 
 
 def test_soak(backend, make_schema, soak_store, tmp_path):
